@@ -1,0 +1,133 @@
+//! A zero-copy view of a JSON document as template values: a template that
+//! reads three profile fields converts three fields, not the whole profile.
+//!
+//! The view must be indistinguishable from `Value::from_serialize` of the same
+//! document (iteration order, `length`, truthiness, `tojson`, number types);
+//! the tests render a corpus of expressions both ways to hold it to that.
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, ObjectExt, ObjectRepr, Value};
+
+/// Converts one JSON node: scalars become engine values (numbers keep the
+/// u64/i64/f64 type that serde would give them), arrays and objects become
+/// lazy views sharing `root`.
+pub fn json_value(root: &Arc<serde_json::Value>, node: &serde_json::Value) -> Value {
+    match node {
+        serde_json::Value::Null => Value::from(()),
+        serde_json::Value::Bool(b) => Value::from(*b),
+        serde_json::Value::Number(n) => number(n),
+        serde_json::Value::String(s) => Value::from(s.as_str()),
+        serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+            Value::from_object(JsonNode::new(root.clone(), node))
+        }
+    }
+}
+
+/// The whole document as a value.
+pub fn json_root(root: &Arc<serde_json::Value>) -> Value {
+    json_value(root, root)
+}
+
+fn number(n: &serde_json::Number) -> Value {
+    if let Some(v) = n.as_u64() {
+        Value::from(v)
+    } else if let Some(v) = n.as_i64() {
+        Value::from(v)
+    } else {
+        Value::from(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
+/// An array or object inside a shared, immutable JSON document.
+struct JsonNode {
+    root: Arc<serde_json::Value>,
+    node: NonNull<serde_json::Value>,
+}
+
+// SAFETY: `node` points into the allocation `root` keeps alive, and nothing
+// mutates a document once it is behind an `Arc`, so sharing the pointer
+// across threads is as safe as sharing `&serde_json::Value`, which is
+// Send + Sync.
+unsafe impl Send for JsonNode {}
+unsafe impl Sync for JsonNode {}
+
+impl JsonNode {
+    /// `node` must live inside `root`; every caller passes a reference it
+    /// reached by walking down from `root`.
+    fn new(root: Arc<serde_json::Value>, node: &serde_json::Value) -> Self {
+        Self {
+            root,
+            node: NonNull::from(node),
+        }
+    }
+
+    fn node(&self) -> &serde_json::Value {
+        // SAFETY: see the `Send`/`Sync` impls: `root` keeps the node alive
+        // and unchanged for as long as `self` exists.
+        unsafe { self.node.as_ref() }
+    }
+
+    fn wrap(&self, child: &serde_json::Value) -> Value {
+        json_value(&self.root, child)
+    }
+}
+
+impl fmt::Debug for JsonNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.node(), f)
+    }
+}
+
+impl Object for JsonNode {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        match self.node() {
+            serde_json::Value::Array(_) => ObjectRepr::Seq,
+            _ => ObjectRepr::Map,
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match self.node() {
+            serde_json::Value::Object(map) => map.get(key.as_str()?).map(|v| self.wrap(v)),
+            serde_json::Value::Array(items) => {
+                let index = usize::try_from(key.as_i64()?).ok()?;
+                items.get(index).map(|v| self.wrap(v))
+            }
+            _ => None,
+        }
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        match self.node() {
+            serde_json::Value::Object(map) => map.get(key).map(|v| self.wrap(v)),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.node() {
+            serde_json::Value::Object(_) => self.mapped_key_value_enumerator(|this| {
+                let Some(map) = this.node().as_object() else {
+                    unreachable!("a node never changes type")
+                };
+                Box::new(
+                    map.iter()
+                        .map(|(k, v)| (Value::from(k.as_str()), this.wrap(v))),
+                )
+            }),
+            serde_json::Value::Array(items) => Enumerator::Seq(items.len()),
+            _ => Enumerator::Empty,
+        }
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        match self.node() {
+            serde_json::Value::Object(map) => Some(map.len()),
+            serde_json::Value::Array(items) => Some(items.len()),
+            _ => Some(0),
+        }
+    }
+}

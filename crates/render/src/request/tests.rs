@@ -1,0 +1,243 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+fn valid() -> Value {
+    json!({
+        "request_id": "req-1",
+        "company_id": "acme",
+        "client_id": "flows",
+        "message_id": "msg-1",
+        "priority": "high",
+        "send_time": "2026-11-26T15:00:00Z",
+        "response_metadata": {"flow": "cart", "n": [1, 2]},
+        "channel_settings": {
+            "channel": "email",
+            "template": {"id": "spring_sale", "version": 3},
+            "from_email": "news@shop.example",
+            "from_label": "Shop",
+        },
+        "render_recipients": [
+            {"recipient_id": "r1", "profile_id": "p1"},
+            {"recipient_id": "r2", "profile_id": "p2", "context": {"cart": []}},
+        ],
+    })
+}
+
+fn parse(value: &Value) -> Result<RenderRequest, RequestError> {
+    RenderRequest::from_json(value.to_string().as_bytes(), &RequestLimits::default())
+}
+
+fn error_for(mutate: impl FnOnce(&mut Value)) -> RequestError {
+    let mut request = valid();
+    mutate(&mut request);
+    parse(&request).expect_err("request should be rejected")
+}
+
+#[test]
+fn parses_a_valid_request() {
+    let request = parse(&valid()).unwrap();
+    assert_eq!(request.request_id().as_str(), "req-1");
+    assert_eq!(request.priority(), Priority::High);
+    assert_eq!(request.render_recipients().len(), 2);
+    assert_eq!(
+        request.response_metadata(),
+        &json!({"flow": "cart", "n": [1, 2]})
+    );
+    let ChannelSettings::Email(email) = request.channel_settings() else {
+        panic!("email settings expected")
+    };
+    assert_eq!(email.from_email.as_str(), "news@shop.example");
+    assert_eq!(
+        email.template,
+        TemplateRef::Stored {
+            id: TemplateId::parse("spring_sale").unwrap(),
+            version: Some(3)
+        }
+    );
+    assert_eq!(*request.render_recipients()[0].context, json!({}));
+}
+
+#[test]
+fn serializes_back_to_an_equivalent_request() {
+    let request = parse(&valid()).unwrap();
+    let again = parse(&serde_json::to_value(&request).unwrap()).unwrap();
+    assert_eq!(
+        serde_json::to_value(&request).unwrap(),
+        serde_json::to_value(&again).unwrap()
+    );
+}
+
+#[test]
+fn empty_ids_name_their_field() {
+    let error = error_for(|r| r["render_recipients"][1]["profile_id"] = json!(""));
+    assert_eq!(error.path(), "render_recipients[1].profile_id");
+    assert!(error.message().contains("must not be empty"), "{error}");
+    let error = error_for(|r| r["company_id"] = json!("  "));
+    assert_eq!(error.path(), "company_id");
+}
+
+#[test]
+fn missing_and_mistyped_fields_name_their_field() {
+    let error = error_for(|r| {
+        r.as_object_mut().unwrap().remove("message_id");
+    });
+    assert!(
+        error.to_string().contains("missing field `message_id`"),
+        "{error}"
+    );
+    let error = error_for(|r| r["render_recipients"][0]["context"] = json!("cart"));
+    assert_eq!(error.path(), "render_recipients[0].context");
+    let error = error_for(|r| r["send_time"] = json!("yesterday"));
+    assert_eq!(error.path(), "send_time");
+    let error = error_for(|r| r["priority"] = json!("urgent"));
+    assert_eq!(error.path(), "priority");
+    assert!(
+        error.message().contains("unknown variant `urgent`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unknown_fields_are_rejected_not_ignored() {
+    let error = error_for(|r| r["trackng_options"] = json!({}));
+    assert!(
+        error.message().contains("unknown field `trackng_options`"),
+        "{error}"
+    );
+    let error = error_for(|r| r["render_recipients"][0]["profileid"] = json!("x"));
+    assert_eq!(error.path(), "render_recipients[0].profileid");
+}
+
+#[test]
+fn malformed_json_gives_line_and_column() {
+    let error = RenderRequest::from_json(
+        b"{\n  \"request_id\": \"r\",\n  \"company_id\": acme\n}",
+        &RequestLimits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(error.position(), Some((3, 17)));
+    assert!(error.to_string().contains("line 3, column 17"), "{error}");
+    let error = RenderRequest::from_json(b"", &RequestLimits::default()).unwrap_err();
+    assert!(error.message().contains("EOF"), "{error}");
+}
+
+#[test]
+fn trailing_garbage_is_an_error() {
+    let mut bytes = valid().to_string().into_bytes();
+    bytes.extend_from_slice(b" }");
+    let error = RenderRequest::from_json(&bytes, &RequestLimits::default()).unwrap_err();
+    assert!(error.message().contains("trailing characters"), "{error}");
+}
+
+#[test]
+fn recipients_must_be_present_unique_and_within_the_limit() {
+    let error = error_for(|r| r["render_recipients"] = json!([]));
+    assert_eq!(error.path(), "render_recipients");
+    assert!(error.message().contains("at least one recipient"));
+
+    let error = error_for(|r| r["render_recipients"][1]["recipient_id"] = json!("r1"));
+    assert_eq!(error.path(), "render_recipients[1].recipient_id");
+    assert!(
+        error
+            .message()
+            .contains("duplicate recipient_id \"r1\" (first at render_recipients[0])")
+    );
+
+    let limits = RequestLimits {
+        max_recipients: 1,
+        ..Default::default()
+    };
+    let error = RenderRequest::from_json(valid().to_string().as_bytes(), &limits).unwrap_err();
+    assert_eq!(error.path(), "render_recipients");
+    assert!(
+        error
+            .message()
+            .contains("2 recipients, more than the maximum of 1")
+    );
+}
+
+#[test]
+fn oversized_requests_are_refused_before_parsing() {
+    let limits = RequestLimits {
+        max_bytes: 10,
+        ..Default::default()
+    };
+    let error = RenderRequest::from_json(valid().to_string().as_bytes(), &limits).unwrap_err();
+    assert!(
+        error.message().contains("more than the maximum of 10"),
+        "{error}"
+    );
+}
+
+#[test]
+fn from_email_must_be_an_address() {
+    let error =
+        error_for(|r| r["channel_settings"]["from_email"] = json!("Shop <news@shop.example>"));
+    assert_eq!(error.path(), "channel_settings.from_email");
+    assert!(
+        error.message().contains("is not an email address"),
+        "{error}"
+    );
+    let error = error_for(|r| r["channel_settings"]["reply_to_email"] = json!("help"));
+    assert_eq!(error.path(), "channel_settings.reply_to_email");
+}
+
+#[test]
+fn channel_settings_must_fit_their_channel() {
+    let error = error_for(|r| {
+        r["channel_settings"]
+            .as_object_mut()
+            .unwrap()
+            .remove("from_email");
+    });
+    assert_eq!(error.path(), "channel_settings");
+    assert!(
+        error
+            .message()
+            .contains("missing field `from_email` (required for channel email)")
+    );
+
+    let error = error_for(|r| r["channel_settings"]["from_number"] = json!("+15550100"));
+    assert!(
+        error
+            .message()
+            .contains("`from_number` does not apply to channel email")
+    );
+
+    let error = error_for(|r| r["channel_settings"]["channel"] = json!("fax"));
+    assert_eq!(error.path(), "channel_settings.channel");
+
+    let error = error_for(|r| {
+        r["channel_settings"] =
+            json!({"channel": "sms", "template": {"id": "t"}, "from_number": "555-CALL-NOW"});
+    });
+    assert!(error.message().contains("not an E.164 number"), "{error}");
+}
+
+#[test]
+fn template_refs_are_stored_or_inline() {
+    let error = error_for(|r| r["channel_settings"]["template"] = json!({"version": 2}));
+    assert_eq!(error.path(), "channel_settings.template");
+    assert!(error.message().contains("missing field `id`"), "{error}");
+
+    let error = error_for(|r| r["channel_settings"]["template"]["id"] = json!("../../etc"));
+    assert_eq!(error.path(), "channel_settings.template.id");
+
+    let error = error_for(|r| {
+        r["channel_settings"]["template"] = json!({"inline": {"html": "<p>hi</p>"}});
+    });
+    assert!(
+        error
+            .message()
+            .contains("template.inline: channel email needs a `subject` part"),
+        "{error}"
+    );
+
+    let error = error_for(|r| {
+        r["channel_settings"]["template"] =
+            json!({"inline": {"subject": "s", "html": "h", "body": "b"}});
+    });
+    assert_eq!(error.path(), "channel_settings.template.inline.body");
+    assert!(error.message().contains("unknown field `body`"), "{error}");
+}

@@ -1,0 +1,320 @@
+//! Templates: bundles of Jinja parts per channel, compiled once into a
+//! sandboxed environment and cached.
+
+mod cache;
+mod env;
+pub mod escape;
+pub mod filters;
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use minijinja::Environment;
+use serde::{Deserialize, Serialize};
+
+pub use cache::{TemplateCache, TemplateKey};
+pub use env::{GLOBALS, TESTS, allowed_filters};
+
+/// The channel a message goes out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One part of a template bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartName {
+    Subject,
+    Preheader,
+    Html,
+    Text,
+    Sms,
+}
+
+impl PartName {
+    pub const ALL: [PartName; 5] = [
+        Self::Subject,
+        Self::Preheader,
+        Self::Html,
+        Self::Text,
+        Self::Sms,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subject => "subject",
+            Self::Preheader => "preheader",
+            Self::Html => "html",
+            Self::Text => "text",
+            Self::Sms => "sms",
+        }
+    }
+
+    /// Parts whose output is HTML, and so is auto-escaped. The preheader is
+    /// placed inside the HTML body.
+    pub fn is_html(self) -> bool {
+        matches!(self, Self::Html | Self::Preheader)
+    }
+
+    pub(crate) fn from_template_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|part| part.as_str() == name)
+    }
+
+    fn required_for(self, channel: Channel) -> bool {
+        matches!(
+            (channel, self),
+            (Channel::Email, Self::Subject | Self::Html) | (Channel::Sms, Self::Sms)
+        )
+    }
+
+    fn allowed_for(self, channel: Channel) -> bool {
+        match channel {
+            Channel::Email => self != Self::Sms,
+            Channel::Sms => self == Self::Sms,
+        }
+    }
+}
+
+impl fmt::Display for PartName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a render does when a template reads data the recipient does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingData {
+    /// Missing values render as empty, and `profile.location.city` is empty
+    /// when `location` is missing.
+    #[default]
+    Empty,
+    /// The recipient is skipped, with the missing value named as the reason.
+    Skip,
+    /// The recipient gets an error artifact.
+    Fail,
+}
+
+/// The source of a template: its parts and its missing-data policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateParts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preheader: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<String>,
+    #[serde(default)]
+    pub missing_data: MissingData,
+}
+
+impl TemplateParts {
+    pub fn get(&self, part: PartName) -> Option<&str> {
+        match part {
+            PartName::Subject => self.subject.as_deref(),
+            PartName::Preheader => self.preheader.as_deref(),
+            PartName::Html => self.html.as_deref(),
+            PartName::Text => self.text.as_deref(),
+            PartName::Sms => self.sms.as_deref(),
+        }
+    }
+
+    pub fn set(&mut self, part: PartName, source: String) {
+        let slot = match part {
+            PartName::Subject => &mut self.subject,
+            PartName::Preheader => &mut self.preheader,
+            PartName::Html => &mut self.html,
+            PartName::Text => &mut self.text,
+            PartName::Sms => &mut self.sms,
+        };
+        *slot = Some(source);
+    }
+
+    /// The parts present, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (PartName, &str)> {
+        PartName::ALL
+            .into_iter()
+            .filter_map(|part| self.get(part).map(|source| (part, source)))
+    }
+
+    /// Checks that the bundle has the parts `channel` needs and no others.
+    pub fn check_channel(&self, channel: Channel) -> Result<(), String> {
+        if let Some((part, _)) = self.iter().find(|(part, _)| !part.allowed_for(channel)) {
+            return Err(format!("part `{part}` does not apply to channel {channel}"));
+        }
+        match PartName::ALL
+            .into_iter()
+            .find(|part| part.required_for(channel) && self.get(*part).is_none())
+        {
+            Some(part) => Err(format!("channel {channel} needs a `{part}` part")),
+            None => Ok(()),
+        }
+    }
+
+    /// Hash of the content, for caching bundles that carry no version.
+    pub fn content_hash(&self) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+/// Per-render budgets, so that a runaway template fails one recipient fast.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RenderLimits {
+    /// minijinja fuel: roughly one unit per instruction plus one per 64
+    /// bytes produced.
+    pub fuel: u64,
+    /// Deepest nesting of macro calls, includes and loops.
+    pub recursion: usize,
+    /// Largest output of one part, in bytes.
+    pub max_output_bytes: usize,
+}
+
+impl Default for RenderLimits {
+    fn default() -> Self {
+        Self {
+            fuel: 2_000_000,
+            recursion: 64,
+            max_output_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// A template that failed to compile: which, which part, which line, why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct TemplateError {
+    pub template: String,
+    pub part: Option<PartName>,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl TemplateError {
+    pub(crate) fn new(
+        template: &str,
+        part: Option<PartName>,
+        line: Option<usize>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            template: template.to_owned(),
+            part,
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "template {:?}", self.template)?;
+        if let Some(part) = self.part {
+            write!(f, " part {part}")?;
+        }
+        if let Some(line) = self.line {
+            write!(f, " line {line}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A bundle compiled into its own sandboxed environment. Each bundle gets
+/// its own environment so that `{% include %}` can never reach another
+/// tenant's template.
+#[derive(Debug)]
+pub struct CompiledTemplate {
+    name: Arc<str>,
+    channel: Channel,
+    missing_data: MissingData,
+    max_output_bytes: usize,
+    env: Environment<'static>,
+}
+
+impl CompiledTemplate {
+    /// Compiles every part of `parts`, named `name` in errors.
+    pub fn compile(
+        name: &str,
+        channel: Channel,
+        parts: &TemplateParts,
+        limits: &RenderLimits,
+    ) -> Result<Self, TemplateError> {
+        parts
+            .check_channel(channel)
+            .map_err(|message| TemplateError::new(name, None, None, message))?;
+        let mut env = env::base_environment(limits, parts.missing_data);
+        for (part, source) in parts.iter() {
+            env.add_template_owned(part.as_str(), source.to_owned())
+                .map_err(|error| {
+                    TemplateError::new(name, Some(part), error.line(), describe(&error))
+                })?;
+        }
+        Ok(Self {
+            name: Arc::from(name),
+            channel,
+            missing_data: parts.missing_data,
+            max_output_bytes: limits.max_output_bytes,
+            env,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    pub fn missing_data(&self) -> MissingData {
+        self.missing_data
+    }
+
+    pub fn has_part(&self, part: PartName) -> bool {
+        self.env.get_template(part.as_str()).is_ok()
+    }
+
+    pub(crate) fn max_output_bytes(&self) -> usize {
+        self.max_output_bytes
+    }
+
+    pub(crate) fn part(&self, part: PartName) -> Option<minijinja::Template<'_, '_>> {
+        self.env.get_template(part.as_str()).ok()
+    }
+}
+
+/// minijinja's error text without the location it appends, which is
+/// reported separately.
+pub(crate) fn describe(error: &minijinja::Error) -> String {
+    match error.detail() {
+        Some(detail) => detail.to_owned(),
+        None => error.kind().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
