@@ -3,7 +3,6 @@
 //! the batch's.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::sync::Arc;
 
 use minijinja::{ErrorKind, Value};
@@ -138,7 +137,7 @@ impl PreparedRequest {
         };
         if self.template.has_part(PartName::Preheader) {
             let preheader = self.render_part(PartName::Preheader, ctx)?;
-            html = finish::preheader::insert(&html, &finish::headers::one_line(&preheader));
+            finish::preheader::insert(&mut html, &finish::headers::one_line(&preheader));
         }
         Ok(Outcome::Email(EmailArtifact {
             subject: finish::headers::one_line(&subject),
@@ -162,20 +161,38 @@ impl PreparedRequest {
         }))
     }
 
-    /// Renders one part within the output limit.
+    /// Renders one part within the output limit. The limit is checked when
+    /// the part is done: while it renders, fuel (which charges every byte
+    /// written) bounds how far a runaway template gets, and writing straight
+    /// into a `String` keeps the common case fast.
     fn render_part(&self, part: PartName, ctx: &Value) -> Result<String, Stop> {
         let template = self
             .template
             .part(part)
             .expect("compiled templates hold the parts their channel needs");
-        let mut out = CappedBuffer::new(self.template.max_output_bytes());
-        match template.render_captured_to(ctx, &mut out) {
-            Ok(_) => Ok(out.into_string()),
-            Err(error) => Err(self.failure(part, &error, out.exceeded)),
+        match template.render(ctx) {
+            Ok(out) if out.len() > self.template.max_output_bytes() => {
+                Err(self.output_too_large(part, out.len()))
+            }
+            Ok(out) => Ok(out),
+            Err(error) => Err(self.failure(part, &error)),
         }
     }
 
-    fn failure(&self, part: PartName, error: &minijinja::Error, exceeded: bool) -> Stop {
+    fn output_too_large(&self, part: PartName, len: usize) -> Stop {
+        Stop::Failed(RenderFailure {
+            kind: FailureKind::OutputTooLarge,
+            message: format!(
+                "output is {len} bytes, more than the limit of {} bytes",
+                self.template.max_output_bytes()
+            ),
+            template: Some(self.template.name().to_owned()),
+            part: Some(part),
+            line: None,
+        })
+    }
+
+    fn failure(&self, part: PartName, error: &minijinja::Error) -> Stop {
         let part = error
             .name()
             .and_then(PartName::from_template_name)
@@ -183,13 +200,6 @@ impl PreparedRequest {
         let line = error.line();
         let template = self.template.name().to_owned();
         let (kind, message) = match error.kind() {
-            _ if exceeded => (
-                FailureKind::OutputTooLarge,
-                format!(
-                    "output exceeds the limit of {} bytes",
-                    self.template.max_output_bytes()
-                ),
-            ),
             ErrorKind::OutOfFuel => (
                 FailureKind::FuelExhausted,
                 "ran out of fuel: the template does too much work (a loop too large?)".to_owned(),
@@ -265,41 +275,4 @@ fn message_id_atom(id: &str) -> String {
         }
     }
     atom
-}
-
-/// An output buffer that refuses to grow past `cap` bytes, so a template
-/// that explodes its output stops at the limit instead of using up memory.
-struct CappedBuffer {
-    bytes: Vec<u8>,
-    cap: usize,
-    exceeded: bool,
-}
-
-impl CappedBuffer {
-    fn new(cap: usize) -> Self {
-        Self {
-            bytes: Vec::new(),
-            cap,
-            exceeded: false,
-        }
-    }
-
-    fn into_string(self) -> String {
-        String::from_utf8(self.bytes).expect("the engine writes whole UTF-8 strings")
-    }
-}
-
-impl io::Write for &mut CappedBuffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.bytes.len() + buf.len() > self.cap {
-            self.exceeded = true;
-            return Err(io::Error::other("output limit reached"));
-        }
-        self.bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }

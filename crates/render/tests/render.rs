@@ -171,7 +171,10 @@ fn output_over_the_limit_fails_with_output_too_large() {
     );
     let failure = failure_of(&render_one(&prepared)).clone();
     assert_eq!(failure.kind, FailureKind::OutputTooLarge);
-    assert_eq!(failure.message, "output exceeds the limit of 1000 bytes");
+    assert_eq!(
+        failure.message,
+        "output is 1600 bytes, more than the limit of 1000 bytes"
+    );
     assert_eq!(
         failure.part,
         Some(artifact_render::template::PartName::Html)

@@ -41,6 +41,21 @@ fn number(n: &serde_json::Number) -> Value {
     }
 }
 
+/// Below this many keys a linear scan beats hashing the key: product and
+/// cart items, addresses and the like are small, and read field by field.
+const LINEAR_SCAN_MAX: usize = 12;
+
+fn lookup<'a>(
+    map: &'a serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Option<&'a serde_json::Value> {
+    if map.len() <= LINEAR_SCAN_MAX {
+        map.iter().find_map(|(k, v)| (k == key).then_some(v))
+    } else {
+        map.get(key)
+    }
+}
+
 /// An array or object inside a shared, immutable JSON document.
 struct JsonNode {
     root: Arc<serde_json::Value>,
@@ -91,7 +106,7 @@ impl Object for JsonNode {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match self.node() {
-            serde_json::Value::Object(map) => map.get(key.as_str()?).map(|v| self.wrap(v)),
+            serde_json::Value::Object(map) => lookup(map, key.as_str()?).map(|v| self.wrap(v)),
             serde_json::Value::Array(items) => {
                 let index = usize::try_from(key.as_i64()?).ok()?;
                 items.get(index).map(|v| self.wrap(v))
@@ -102,7 +117,7 @@ impl Object for JsonNode {
 
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
         match self.node() {
-            serde_json::Value::Object(map) => map.get(key).map(|v| self.wrap(v)),
+            serde_json::Value::Object(map) => lookup(map, key).map(|v| self.wrap(v)),
             _ => None,
         }
     }

@@ -241,3 +241,57 @@ fn template_refs_are_stored_or_inline() {
     assert_eq!(error.path(), "channel_settings.template.inline.body");
     assert!(error.message().contains("unknown field `body`"), "{error}");
 }
+
+mod robustness {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(".{0,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever arrives, parsing answers with a request or an error that
+        /// names a place, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Err(error) = RenderRequest::from_json(&bytes, &RequestLimits::default()) {
+                prop_assert!(!error.to_string().is_empty());
+            }
+        }
+
+        #[test]
+        fn any_field_replaced_by_any_value_is_accepted_or_named(
+            field in prop::sample::select(vec![
+                "request_id", "company_id", "client_id", "message_id", "priority", "send_time",
+                "response_metadata", "channel_settings", "render_recipients", "tracking_options",
+            ]),
+            value in json_value(),
+        ) {
+            let mut request = valid();
+            request[field] = value;
+            if let Err(error) = parse(&request) {
+                prop_assert!(
+                    error.path().starts_with(field) || error.path().is_empty(),
+                    "{field}: {error}"
+                );
+            }
+        }
+    }
+}

@@ -6,11 +6,17 @@
 //! environment, no files. Time zones come from the tz database compiled into
 //! the binary, so a render gives the same bytes on every machine.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+
 use jiff::civil::Date;
+use jiff::fmt::strtime::BrokenDownTime;
 use jiff::fmt::temporal::DateTimeParser;
 use jiff::tz::{TimeZone, TimeZoneDatabase};
 use jiff::{SignedDuration, Timestamp};
-use minijinja::value::{Kwargs, Rest, Value, ValueKind};
+use minijinja::value::{Kwargs, Rest, Value, ValueKind, ValueOrKwargs};
 use minijinja::{Environment, Error, ErrorKind, State};
 
 /// Names of the filters this module adds, sorted; the template allowlist is
@@ -36,33 +42,30 @@ pub const FILTERS: &[&str] = &[
 /// `{{ profile.balance | currency }}` renders empty when there is no balance,
 /// under the strict ones printing it reports the missing value.
 pub fn register(env: &mut Environment<'static>) {
-    env.add_filter(
-        "currency",
-        |v: &Value, a: Option<Value>, b: Option<Value>, k: Kwargs| {
-            unless_missing(v, || currency(v, a, b, k))
-        },
-    );
-    env.add_filter(
-        "date",
-        |v: &Value, a: Option<Value>, b: Option<Value>, k: Kwargs| {
-            unless_missing(v, || date(v, a, b, k))
-        },
-    );
-    env.add_filter("days_since", |v: &Value, a: Option<Value>, k: Kwargs| {
-        unless_missing(v, || days_since(v, a, k))
+    env.add_filter("currency", |v: &Value, a: Arg, b: Arg, rest: Arg| {
+        let ([code, decimals], kwargs) = split_args([a, b], rest)?;
+        unless_missing(v, || currency(v, code, decimals, kwargs))
     });
-    env.add_filter("days_until", |v: &Value, a: Option<Value>, k: Kwargs| {
-        unless_missing(v, || days_until(v, a, k))
+    env.add_filter("date", |v: &Value, a: Arg, b: Arg, rest: Arg| {
+        let ([format, tz], kwargs) = split_args([a, b], rest)?;
+        unless_missing(v, || date(v, format, tz, kwargs))
     });
-    env.add_filter("number", |v: &Value, a: Option<Value>, k: Kwargs| {
-        unless_missing(v, || number(v, a, k))
+    env.add_filter("days_since", |v: &Value, a: Arg, rest: Arg| {
+        let ([now], kwargs) = split_args([a], rest)?;
+        unless_missing(v, || days_since(v, now, kwargs))
     });
-    env.add_filter(
-        "pluralize",
-        |v: &Value, a: Option<Value>, b: Option<Value>, k: Kwargs| {
-            unless_missing(v, || pluralize(v, a, b, k))
-        },
-    );
+    env.add_filter("days_until", |v: &Value, a: Arg, rest: Arg| {
+        let ([now], kwargs) = split_args([a], rest)?;
+        unless_missing(v, || days_until(v, now, kwargs))
+    });
+    env.add_filter("number", |v: &Value, a: Arg, rest: Arg| {
+        let ([decimals], kwargs) = split_args([a], rest)?;
+        unless_missing(v, || number(v, decimals, kwargs))
+    });
+    env.add_filter("pluralize", |v: &Value, a: Arg, b: Arg, rest: Arg| {
+        let ([first, second], kwargs) = split_args([a, b], rest)?;
+        unless_missing(v, || pluralize(v, first, second, kwargs))
+    });
     env.add_filter("striptags", striptags);
     env.add_filter("truncate", truncate);
     env.add_filter("wordcount", wordcount);
@@ -126,33 +129,100 @@ fn describe(value: &Value) -> String {
     }
 }
 
+/// An argument after the filtered value: positional, or the keywords.
+type Arg = Option<ValueOrKwargs>;
+
+/// Splits the arguments after the value into `N` positional ones and the
+/// keywords, which come last; `extra` is the slot the keywords take when all
+/// `N` positional arguments are given.
+///
+/// The filters take these slots rather than a trailing `Kwargs`, for which
+/// minijinja allocates an empty keyword map on every call without keywords,
+/// the usual case. The errors are the ones minijinja's conversion gives.
+fn split_args<const N: usize>(
+    args: [Arg; N],
+    extra: Arg,
+) -> Result<([Option<Value>; N], Keywords), Error> {
+    let mut values = args.map(|arg| arg.map(Value::from));
+    let extra = extra.map(Value::from);
+    let too_many = extra.as_ref().is_some_and(|extra| !extra.is_kwargs());
+    let keywords = match extra {
+        Some(extra) if extra.is_kwargs() => Some(extra),
+        _ => values
+            .iter_mut()
+            .rev()
+            .find(|v| v.is_some())
+            .filter(|last| last.as_ref().is_some_and(Value::is_kwargs))
+            .and_then(Option::take),
+    };
+    if values.iter().flatten().any(Value::is_kwargs) {
+        return Err(Error::new(
+            ErrorKind::TooManyArguments,
+            "unexpected keyword arguments",
+        ));
+    }
+    if too_many {
+        return Err(Error::from(ErrorKind::TooManyArguments));
+    }
+    Ok((
+        values,
+        Keywords(keywords.map(Kwargs::try_from).transpose()?),
+    ))
+}
+
+/// A filter's keyword arguments, if it was given any.
+struct Keywords(Option<Kwargs>);
+
+impl Keywords {
+    fn has(&self, name: &str) -> bool {
+        // Walking the few keys beats `Kwargs::has`, which builds and hashes
+        // a key `Value`.
+        self.0
+            .as_ref()
+            .is_some_and(|kwargs| kwargs.args().any(|key| key == name))
+    }
+
+    fn assert_all_used(&self) -> Result<(), Error> {
+        self.0.as_ref().map_or(Ok(()), Kwargs::assert_all_used)
+    }
+}
+
 /// Merges a parameter that may come positionally or by keyword. `none` and
 /// undefined mean "use the default", so `pluralize(none, "es")` works.
 fn param(
     filter: &str,
     name: &str,
     positional: Option<Value>,
-    kwargs: &Kwargs,
+    kwargs: &Keywords,
 ) -> Result<Option<Value>, Error> {
-    let keyword: Option<Value> = kwargs.get(name)?;
+    let given = |v: &Value| !v.is_none() && !v.is_undefined();
+    // `Kwargs::get` allocates to record the name as used, so it runs only
+    // for a name that is there.
+    let keyword: Option<Value> = match &kwargs.0 {
+        Some(k) if kwargs.has(name) => k.get(name)?,
+        _ => return Ok(positional.filter(given)),
+    };
     if positional.is_some() && keyword.is_some() {
         return Err(fail(format!(
             "{filter}: {name} is given both by position and by keyword"
         )));
     }
-    Ok(positional
-        .or(keyword)
-        .filter(|v| !v.is_none() && !v.is_undefined()))
+    Ok(positional.or(keyword).filter(given))
 }
 
-fn string_param(filter: &str, name: &str, value: Option<Value>) -> Result<Option<String>, Error> {
+/// A string parameter, borrowed from its value.
+fn str_param<'v>(
+    filter: &str,
+    name: &str,
+    value: Option<&'v Value>,
+) -> Result<Option<&'v str>, Error> {
     match value {
         None => Ok(None),
         Some(v) => match v.as_str() {
-            Some(s) => Ok(Some(s.to_owned())),
+            Some(s) => Ok(Some(s)),
             None => Err(fail(format!(
                 "{filter}: {name} must be a string, got {}",
-                describe(&v)
+                describe(v)
             ))),
         },
     }
@@ -184,12 +254,101 @@ fn bool_param(filter: &str, name: &str, value: Option<Value>) -> Result<Option<b
 
 /// Text filters treat a missing value as empty text rather than printing
 /// `none` into a customer's inbox.
-fn text_of(filter: &str, value: &Value) -> Result<String, Error> {
+fn text_of<'v>(filter: &str, value: &'v Value) -> Result<Cow<'v, str>, Error> {
     match value.kind() {
-        ValueKind::Undefined | ValueKind::None => Ok(String::new()),
-        ValueKind::String => Ok(value.as_str().unwrap_or_default().to_owned()),
-        ValueKind::Number | ValueKind::Bool => Ok(value.to_string()),
+        ValueKind::Undefined | ValueKind::None => Ok(Cow::Borrowed("")),
+        ValueKind::String => Ok(Cow::Borrowed(value.as_str().unwrap_or_default())),
+        ValueKind::Number | ValueKind::Bool => Ok(Cow::Owned(value.to_string())),
         _ => Err(fail(format!("{filter}: {} is not text", describe(value)))),
+    }
+}
+
+/// A filter's output text, kept on the stack while it is short.
+///
+/// `Value::from(&str)` stores up to 22 bytes inline, so a price or a date
+/// built here reaches the template without touching the heap; a `String`
+/// result would be allocated and then copied into the value. Longer text
+/// moves to the heap once and carries on there.
+struct Text {
+    stack: [u8; TEXT_STACK_BYTES],
+    len: usize,
+    heap: Option<String>,
+}
+
+/// Room for any fast-path number with its currency code, and most dates.
+const TEXT_STACK_BYTES: usize = 64;
+
+impl Text {
+    fn new() -> Text {
+        Text {
+            stack: [0; TEXT_STACK_BYTES],
+            len: 0,
+            heap: None,
+        }
+    }
+
+    fn push_str(&mut self, s: &str) {
+        if !self.push_stack(s.as_bytes()) {
+            self.heap().push_str(s);
+        }
+    }
+
+    /// Digits, separators and currency codes: ASCII by construction.
+    fn push_ascii(&mut self, bytes: &[u8]) {
+        debug_assert!(bytes.is_ascii());
+        if !self.push_stack(bytes) {
+            self.heap().extend(bytes.iter().map(|&b| char::from(b)));
+        }
+    }
+
+    fn push_stack(&mut self, bytes: &[u8]) -> bool {
+        if self.heap.is_some() {
+            return false;
+        }
+        let end = self.len + bytes.len();
+        match self.stack.get_mut(self.len..end) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.len = end;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn heap(&mut self) -> &mut String {
+        let stacked = &self.stack[..self.len];
+        self.heap.get_or_insert_with(|| {
+            let mut heap = String::with_capacity(2 * TEXT_STACK_BYTES);
+            heap.push_str(std::str::from_utf8(stacked).unwrap_or_default());
+            heap
+        })
+    }
+
+    fn as_str(&self) -> &str {
+        match &self.heap {
+            Some(heap) => heap,
+            // Only whole `str`s and ASCII are ever pushed, so this is UTF-8.
+            None => std::str::from_utf8(&self.stack[..self.len]).unwrap_or_default(),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::from(self.as_str())
+    }
+}
+
+impl fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+impl jiff::fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> Result<(), jiff::Error> {
+        self.push_str(s);
+        Ok(())
     }
 }
 
@@ -216,46 +375,45 @@ struct Decimal {
     exp: i64,
 }
 
-/// Parses `[+-]digits[.digits][(e|E)[+-]digits]`. Names such as `inf` and
+/// A numeric text split into its parts, before any digit is interpreted:
+/// the one grammar both number representations are read with.
+struct NumberText<'a> {
+    negative: bool,
+    int: &'a [u8],
+    frac: &'a [u8],
+    /// The exponent as written, saturated: `e9999999999` is out of range
+    /// either way.
+    exp: i64,
+}
+
+/// Splits `[+-]digits[.digits][(e|E)[+-]digits]`. Names such as `inf` and
 /// `nan`, hex, and thousands separators are not numbers here: `1,234` means
 /// different things in different locales.
-fn parse_decimal(s: &str) -> Option<Decimal> {
+fn scan_number(s: &str) -> Option<NumberText<'_>> {
     let b = s.as_bytes();
-    let mut i = 0;
-    let negative = match b.first() {
-        Some(b'-') => {
-            i = 1;
-            true
-        }
-        Some(b'+') => {
-            i = 1;
-            false
-        }
-        _ => false,
+    let (negative, start) = match b.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
     };
-    let mut digits = Vec::with_capacity(b.len());
-    let mut exp: i64 = 0;
-    let mut seen_digit = false;
-    let mut seen_dot = false;
+    let mut i = start;
+    let mut dot = None;
     while let Some(&c) = b.get(i) {
         match c {
-            b'0'..=b'9' => {
-                seen_digit = true;
-                if !(digits.is_empty() && c == b'0') {
-                    digits.push(c - b'0');
-                }
-                if seen_dot {
-                    exp -= 1;
-                }
-            }
-            b'.' if !seen_dot => seen_dot = true,
+            b'0'..=b'9' => {}
+            b'.' if dot.is_none() => dot = Some(i),
             _ => break,
         }
         i += 1;
     }
-    if !seen_digit {
+    let (int, frac) = match dot {
+        Some(dot) => (&b[start..dot], &b[dot + 1..i]),
+        None => (&b[start..i], &b[i..i]),
+    };
+    if int.is_empty() && frac.is_empty() {
         return None;
     }
+    let mut exp: i64 = 0;
     if i < b.len() {
         if !matches!(b[i], b'e' | b'E') {
             return None;
@@ -273,29 +431,77 @@ fn parse_decimal(s: &str) -> Option<Decimal> {
             _ => false,
         };
         let start = i;
-        let mut e: i64 = 0;
         while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            // Saturate: anything this large is out of range either way.
-            e = (e * 10 + i64::from(c - b'0')).min(1_000_000_000);
+            exp = (exp * 10 + i64::from(c - b'0')).min(1_000_000_000);
             i += 1;
         }
         if i == start || i != b.len() {
             return None;
         }
-        exp += if exp_negative { -e } else { e };
+        if exp_negative {
+            exp = -exp;
+        }
     }
-    while digits.last() == Some(&0) {
-        digits.pop();
-        exp += 1;
-    }
-    if digits.is_empty() {
-        exp = 0;
-    }
-    Some(Decimal {
+    Some(NumberText {
         negative,
-        digits,
+        int,
+        frac,
         exp,
     })
+}
+
+impl NumberText<'_> {
+    /// Exponent of the last written digit.
+    fn digits_exp(&self) -> i64 {
+        self.exp - i64::try_from(self.frac.len()).unwrap_or(i64::MAX)
+    }
+
+    fn significant_digits(&self) -> impl Iterator<Item = u8> + '_ {
+        self.int
+            .iter()
+            .chain(self.frac)
+            .skip_while(|&&c| c == b'0')
+            .map(|&c| c - b'0')
+    }
+
+    fn decimal(&self) -> Decimal {
+        let mut digits: Vec<u8> = self.significant_digits().collect();
+        let mut exp = self.digits_exp();
+        while digits.last() == Some(&0) {
+            digits.pop();
+            exp += 1;
+        }
+        if digits.is_empty() {
+            exp = 0;
+        }
+        Decimal {
+            negative: self.negative,
+            digits,
+            exp,
+        }
+    }
+
+    /// `None` past 38 significant digits, which a `u128` may not hold.
+    fn small(&self) -> Option<SmallDecimal> {
+        let mut mantissa: u128 = 0;
+        let mut count = 0;
+        for d in self.significant_digits() {
+            count += 1;
+            if count > 38 {
+                return None;
+            }
+            mantissa = mantissa * 10 + u128::from(d);
+        }
+        Some(SmallDecimal {
+            negative: self.negative,
+            mantissa,
+            exp: self.digits_exp(),
+        })
+    }
+}
+
+fn parse_decimal(s: &str) -> Option<Decimal> {
+    scan_number(s).map(|text| text.decimal())
 }
 
 impl Decimal {
@@ -364,32 +570,290 @@ fn increment(n: &mut Vec<u8>) {
     n.insert(0, 1);
 }
 
-/// Reads an int, a float or a numeric string as a decimal.
-fn decimal_of(filter: &str, value: &Value) -> Result<Decimal, Error> {
+/// `mantissa × 10^exp`, sign kept apart: the form nearly every number a
+/// template formats takes, rounded with integer arithmetic instead of digit
+/// by digit. Same value, same rounding as the `Decimal` it stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SmallDecimal {
+    negative: bool,
+    mantissa: u128,
+    exp: i64,
+}
+
+/// `10^n` for every power a `u128` holds.
+const POW10: [u128; 39] = {
+    let mut table = [1; 39];
+    let mut n = 1;
+    while n < table.len() {
+        table[n] = table[n - 1] * 10;
+        n += 1;
+    }
+    table
+};
+
+impl SmallDecimal {
+    fn int_digits(self) -> i64 {
+        // The 64-bit logarithm where it fits: the 128-bit one divides.
+        let log = match u64::try_from(self.mantissa) {
+            Ok(m) => m.checked_ilog10(),
+            Err(_) => self.mantissa.checked_ilog10(),
+        };
+        match log {
+            Some(log) => i64::from(log) + 1 + self.exp,
+            None => 0,
+        }
+    }
+
+    /// `|self| × 10^decimals` rounded half away from zero, unless that
+    /// overflows a `u128`.
+    fn round_scaled(self, decimals: u32) -> Option<u128> {
+        if self.mantissa == 0 {
+            return Some(0);
+        }
+        let shift = self.exp + i64::from(decimals);
+        if shift >= 0 {
+            let scale = usize::try_from(shift).ok().and_then(|s| POW10.get(s))?;
+            return self.mantissa.checked_mul(*scale);
+        }
+        // Dropping 39 digits or more leaves zero: every u128 is below half
+        // of 10^39.
+        let Some(&scale) = usize::try_from(-shift).ok().and_then(|s| POW10.get(s)) else {
+            return Some(0);
+        };
+        let (q, r) = match (u64::try_from(self.mantissa), u64::try_from(scale)) {
+            // Spares the slow 128-bit division in the usual case.
+            (Ok(m), Ok(s)) => (u128::from(m / s), u128::from(m % s)),
+            _ => (self.mantissa / scale, self.mantissa % scale),
+        };
+        Some(if r >= scale / 2 { q + 1 } else { q })
+    }
+
+    fn decimal(self) -> Decimal {
+        let mut digits = Vec::new();
+        let mut m = self.mantissa;
+        let mut exp = self.exp;
+        if m == 0 {
+            exp = 0;
+        }
+        while m != 0 && m.is_multiple_of(10) {
+            m /= 10;
+            exp += 1;
+        }
+        while m != 0 {
+            digits.push((m % 10) as u8);
+            m /= 10;
+        }
+        digits.reverse();
+        Decimal {
+            negative: self.negative,
+            digits,
+            exp,
+        }
+    }
+}
+
+/// A number as read from a value.
+enum Number {
+    Small(SmallDecimal),
+    /// Past 38 significant digits; only numeric strings get here.
+    Big(Decimal),
+}
+
+/// A number rounded to its decimals, ready to print.
+struct Rounded {
+    /// Whether a minus sign belongs in front: a value that rounds to zero
+    /// never shows `-0.00`.
+    negative: bool,
+    magnitude: Magnitude,
+}
+
+enum Magnitude {
+    /// `|value| × 10^decimals`, rounded.
+    Scaled { n: u128, decimals: u32 },
+    /// Already grouped, from the digit-by-digit path.
+    Grouped(String),
+}
+
+impl Number {
+    fn round(self, decimals: u32) -> Rounded {
+        let decimal = match self {
+            Number::Small(small) => match small.round_scaled(decimals) {
+                Some(n) => {
+                    return Rounded {
+                        negative: small.negative && n != 0,
+                        magnitude: Magnitude::Scaled { n, decimals },
+                    };
+                }
+                // Huge values, or many decimals on a long mantissa.
+                None => small.decimal(),
+            },
+            Number::Big(decimal) => decimal,
+        };
+        let (negative, grouped) = decimal.format(decimals);
+        Rounded {
+            negative,
+            magnitude: Magnitude::Grouped(grouped),
+        }
+    }
+}
+
+impl Rounded {
+    /// Writes the magnitude: `1,234.50`.
+    fn write_magnitude(&self, out: &mut Text) {
+        match &self.magnitude {
+            Magnitude::Scaled { n, decimals } => write_grouped(out, *n, *decimals as usize),
+            Magnitude::Grouped(grouped) => out.push_str(grouped),
+        }
+    }
+}
+
+/// Writes `n / 10^decimals` with thousands separators and exactly
+/// `decimals` places (`decimals` ≤ `MAX_DECIMALS`).
+fn write_grouped(out: &mut Text, n: u128, decimals: usize) {
+    // A u128 has at most 39 digits; zero padding adds at most
+    // `MAX_DECIMALS + 1`. Filled from the right.
+    let mut digits = [b'0'; 39];
+    let mut start = digits.len();
+    let mut rest = n;
+    // Nineteen digits at a time: a price never needs the slow 128-bit
+    // division at all.
+    while rest > u128::from(u64::MAX) {
+        let mut chunk = (rest % POW10[19]) as u64;
+        rest /= POW10[19];
+        for _ in 0..19 {
+            start -= 1;
+            digits[start] = b'0' + (chunk % 10) as u8;
+            chunk /= 10;
+        }
+    }
+    let mut low = rest as u64;
+    while low != 0 {
+        start -= 1;
+        digits[start] = b'0' + (low % 10) as u8;
+        low /= 10;
+    }
+    start = start.min(digits.len() - decimals - 1);
+    let (int, frac) = digits[start..].split_at(digits.len() - start - decimals);
+
+    // 39 digits, 12 separators and the point.
+    let mut text = [0; 52];
+    let mut len = 0;
+    for (i, &d) in int.iter().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            text[len] = b',';
+            len += 1;
+        }
+        text[len] = d;
+        len += 1;
+    }
+    if decimals > 0 {
+        text[len] = b'.';
+        text[len + 1..len + 1 + decimals].copy_from_slice(frac);
+        len += 1 + decimals;
+    }
+    out.push_ascii(&text[..len]);
+}
+
+/// Reads an int, a float or a numeric string as a number.
+fn number_of(filter: &str, value: &Value) -> Result<Number, Error> {
     let not_a_number = || fail(format!("{filter}: {} is not a number", describe(value)));
-    let parsed = match value.kind() {
-        // Integers print exactly, including i128/u128.
-        ValueKind::Number if value.is_integer() => parse_decimal(&value.to_string()),
+    let number = match value.kind() {
+        ValueKind::Number if value.is_integer() => integer_number(value),
         ValueKind::Number => {
             let f = f64::try_from(value.clone()).map_err(|_| not_a_number())?;
             if !f.is_finite() {
                 return Err(not_a_number());
             }
-            // `{}` is Rust's shortest round-trip form and never uses an
-            // exponent, so 1e300 and 1e-300 come out in full.
-            parse_decimal(&format!("{f}"))
+            float_number(f)
         }
-        ValueKind::String => parse_decimal(value.as_str().unwrap_or_default().trim()),
+        ValueKind::String => scan_number(value.as_str().unwrap_or_default().trim()).map(|text| {
+            text.small()
+                .map_or_else(|| Number::Big(text.decimal()), Number::Small)
+        }),
         _ => None,
     };
-    let d = parsed.ok_or_else(not_a_number)?;
-    if d.int_digits() > MAX_INT_DIGITS {
+    let number = number.ok_or_else(not_a_number)?;
+    let int_digits = match &number {
+        Number::Small(small) => small.int_digits(),
+        Number::Big(decimal) => decimal.int_digits(),
+    };
+    if int_digits > MAX_INT_DIGITS {
         return Err(fail(format!(
             "{filter}: {} is too large to format",
             describe(value)
         )));
     }
-    Ok(d)
+    Ok(number)
+}
+
+/// Integers are exact, including i128/u128.
+fn integer_number(value: &Value) -> Option<Number> {
+    let (negative, mantissa) = match i128::try_from(value.clone()) {
+        Ok(i) => (i < 0, i.unsigned_abs()),
+        Err(_) => (false, u128::try_from(value.clone()).ok()?),
+    };
+    Some(Number::Small(SmallDecimal {
+        negative,
+        mantissa,
+        exp: 0,
+    }))
+}
+
+/// A float's shortest round-trip decimal: the digits Rust's `{}` prints.
+fn float_number(f: f64) -> Option<Number> {
+    let negative = f.is_sign_negative();
+    let small = |mantissa: u64, exp: i64| {
+        Some(Number::Small(SmallDecimal {
+            negative,
+            mantissa: u128::from(mantissa),
+            exp,
+        }))
+    };
+    let whole = f as i64;
+    // Below 2^53 a whole float is exactly its integer, and those digits are
+    // also its shortest form.
+    if whole as f64 == f && whole.unsigned_abs() < 1 << 53 {
+        return small(whole.unsigned_abs(), 0);
+    }
+    if let Some((mantissa, places)) = short_decimal(f.abs()) {
+        return small(mantissa, -i64::from(places));
+    }
+    // `{:e}` has the same digits as `{}` but never writes 1e300's zeros out,
+    // so it stays within the stack buffer.
+    let mut text = Text::new();
+    write!(text, "{f:e}").ok()?;
+    scan_number(text.as_str())?.small().map(Number::Small)
+}
+
+/// The shortest decimal `m / 10^k` that reads back as `a`, found without
+/// formatting when it has few digits: `40.5` from JSON, `12.83` from
+/// `1283 / 100`.
+///
+/// Why this is exactly Rust's shortest round-trip form: `m` and `10^k` are
+/// exact in an `f64`, so `m / 10^k` is the correctly rounded quotient, the
+/// same float that parsing `m`e-`k` gives; equality means that decimal reads
+/// back as `a`. While `a × 10^k` < 2^42, the gap between `a` and its
+/// neighbours, scaled by `10^k`, is below 2^-10: at most one `m` with `k`
+/// places reads back as `a`, and rounding `a × 10^k` cannot miss it. So the
+/// first `k` that works gives the shortest digits, and the only ones of that
+/// length. Anything else (`0.1 + 0.2`, huge or tiny values) returns `None`,
+/// for the formatter. The proptests below check this against `{}`.
+fn short_decimal(a: f64) -> Option<(u64, u32)> {
+    const LIMIT: f64 = (1_u64 << 42) as f64;
+    let mut scale = 1.0;
+    // Powers of ten are exact in an f64 up to 10^22.
+    for places in 0..=22 {
+        let x = a * scale;
+        if x >= LIMIT {
+            return None;
+        }
+        let m = (x + 0.5) as u64;
+        if m as f64 / scale == a {
+            return Some((m, places));
+        }
+        scale *= 10.0;
+    }
+    None
 }
 
 fn decimals_param(filter: &str, value: Option<Value>) -> Result<Option<u32>, Error> {
@@ -410,41 +874,46 @@ fn decimals_param(filter: &str, value: Option<Value>) -> Result<Option<u32>, Err
 }
 
 /// `{{ 1234.5|number }}` → `1,234.50`; `number(0)` → `1,235`.
-fn number(value: &Value, decimals: Option<Value>, kwargs: Kwargs) -> Result<String, Error> {
+fn number(value: &Value, decimals: Option<Value>, kwargs: Keywords) -> Result<Value, Error> {
     let decimals = param("number", "decimals", decimals, &kwargs)?;
     kwargs.assert_all_used()?;
     let decimals = decimals_param("number", decimals)?.unwrap_or(2);
-    let (negative, body) = decimal_of("number", value)?.format(decimals);
-    Ok(if negative { format!("-{body}") } else { body })
+    let rounded = number_of("number", value)?.round(decimals);
+    let mut out = Text::new();
+    if rounded.negative {
+        out.push_ascii(b"-");
+    }
+    rounded.write_magnitude(&mut out);
+    Ok(out.to_value())
 }
 
 /// Symbols as an English-language storefront shows them (CLDR `en`); the
 /// dollar variants are qualified so CA$5 and $5 never look alike.
-fn currency_symbol(code: &str) -> Option<&'static str> {
+fn currency_symbol(code: &[u8; 3]) -> Option<&'static str> {
     Some(match code {
-        "USD" => "$",
-        "EUR" => "€",
-        "GBP" => "£",
-        "JPY" => "¥",
-        "CAD" => "CA$",
-        "AUD" => "A$",
-        "NZD" => "NZ$",
-        "HKD" => "HK$",
-        "MXN" => "MX$",
-        "BRL" => "R$",
-        "CNY" => "CN¥",
-        "INR" => "₹",
-        "KRW" => "₩",
+        b"USD" => "$",
+        b"EUR" => "€",
+        b"GBP" => "£",
+        b"JPY" => "¥",
+        b"CAD" => "CA$",
+        b"AUD" => "A$",
+        b"NZD" => "NZ$",
+        b"HKD" => "HK$",
+        b"MXN" => "MX$",
+        b"BRL" => "R$",
+        b"CNY" => "CN¥",
+        b"INR" => "₹",
+        b"KRW" => "₩",
         _ => return None,
     })
 }
 
 /// ISO 4217 minor units for the currencies that do not use two.
-fn currency_decimals(code: &str) -> u32 {
+fn currency_decimals(code: &[u8; 3]) -> u32 {
     match code {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        b"BIF" | b"CLP" | b"DJF" | b"GNF" | b"ISK" | b"JPY" | b"KMF" | b"KRW" | b"PYG" | b"RWF"
+        | b"UGX" | b"UYI" | b"VND" | b"VUV" | b"XAF" | b"XOF" | b"XPF" => 0,
+        b"BHD" | b"IQD" | b"JOD" | b"KWD" | b"LYD" | b"OMR" | b"TND" => 3,
         _ => 2,
     }
 }
@@ -454,16 +923,19 @@ fn currency(
     value: &Value,
     code: Option<Value>,
     decimals: Option<Value>,
-    kwargs: Kwargs,
-) -> Result<String, Error> {
+    kwargs: Keywords,
+) -> Result<Value, Error> {
     let code = param("currency", "code", code, &kwargs)?;
     let decimals = param("currency", "decimals", decimals, &kwargs)?;
     kwargs.assert_all_used()?;
-    let code = match code {
-        None => "USD".to_owned(),
-        Some(v) => match v.as_str() {
-            Some(s) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) => {
-                s.to_ascii_uppercase()
+    let code: [u8; 3] = match code {
+        None => *b"USD",
+        Some(v) => match v
+            .as_str()
+            .and_then(|s| <[u8; 3]>::try_from(s.as_bytes()).ok())
+        {
+            Some(code) if code.iter().all(u8::is_ascii_alphabetic) => {
+                code.map(|b| b.to_ascii_uppercase())
             }
             _ => {
                 return Err(fail(format!(
@@ -475,12 +947,23 @@ fn currency(
     };
     let decimals =
         decimals_param("currency", decimals)?.unwrap_or_else(|| currency_decimals(&code));
-    let (negative, body) = decimal_of("currency", value)?.format(decimals);
-    let sign = if negative { "-" } else { "" };
-    Ok(match currency_symbol(&code) {
-        Some(symbol) => format!("{sign}{symbol}{body}"),
-        None => format!("{sign}{body} {code}"),
-    })
+    let rounded = number_of("currency", value)?.round(decimals);
+    let mut out = Text::new();
+    if rounded.negative {
+        out.push_ascii(b"-");
+    }
+    match currency_symbol(&code) {
+        Some(symbol) => {
+            out.push_str(symbol);
+            rounded.write_magnitude(&mut out);
+        }
+        None => {
+            rounded.write_magnitude(&mut out);
+            out.push_ascii(b" ");
+            out.push_ascii(&code);
+        }
+    }
+    Ok(out.to_value())
 }
 
 // ---------------------------------------------------------------------------
@@ -565,12 +1048,33 @@ impl When {
     }
 }
 
+/// Zones kept per thread: the tz database has about 600 names, and the bound
+/// stops a template spelling them in ever new letter cases from growing the
+/// cache for ever.
+const MAX_CACHED_ZONES: usize = 1024;
+
+thread_local! {
+    /// Zones by the name the template gave. jiff caches parsed zones too, but
+    /// behind a process-wide lock and a case-insensitive search; a map per
+    /// thread keeps the lookup cheap and uncontended.
+    static ZONES: RefCell<HashMap<Box<str>, TimeZone>> = RefCell::new(HashMap::new());
+}
+
 fn time_zone(filter: &str, name: &str) -> Result<TimeZone, Error> {
+    if let Some(tz) = ZONES.with_borrow(|zones| zones.get(name).cloned()) {
+        return Ok(tz);
+    }
     // The bundled database explicitly: `jiff::tz::db()` would consult
     // `TZDIR` and the file system.
-    TimeZoneDatabase::bundled()
+    let tz = TimeZoneDatabase::bundled()
         .get(name)
-        .map_err(|_| fail(format!("{filter}: {name:?} is not a known time zone")))
+        .map_err(|_| fail(format!("{filter}: {name:?} is not a known time zone")))?;
+    ZONES.with_borrow_mut(|zones| {
+        if zones.len() < MAX_CACHED_ZONES {
+            zones.insert(name.into(), tz.clone());
+        }
+    });
+    Ok(tz)
 }
 
 /// `{{ "2026-11-26T14:00:00Z"|date("%A %-I:%M %p %Z", tz="America/New_York") }}`.
@@ -578,15 +1082,14 @@ fn date(
     value: &Value,
     format: Option<Value>,
     tz: Option<Value>,
-    kwargs: Kwargs,
-) -> Result<String, Error> {
+    kwargs: Keywords,
+) -> Result<Value, Error> {
     let format = param("date", "format", format, &kwargs)?;
     let tz = param("date", "tz", tz, &kwargs)?;
     kwargs.assert_all_used()?;
-    let format = string_param("date", "format", format)?;
-    let format = format.as_deref().unwrap_or("%B %-d, %Y");
-    let tz = match string_param("date", "tz", tz)? {
-        Some(name) => time_zone("date", &name)?,
+    let format = str_param("date", "format", format.as_ref())?.unwrap_or("%B %-d, %Y");
+    let tz = match str_param("date", "tz", tz.as_ref())? {
+        Some(name) => time_zone("date", name)?,
         None => TimeZone::UTC,
     };
     let zoned = match when_of("date", value)? {
@@ -598,15 +1101,18 @@ fn date(
             ))
         })?,
     };
-    jiff::fmt::strtime::format(format, &zoned)
-        .map_err(|e| fail(format!("date: cannot format with {format:?}: {e}")))
+    let mut out = Text::new();
+    BrokenDownTime::from(&zoned)
+        .format(format, &mut out)
+        .map_err(|e| fail(format!("date: cannot format with {format:?}: {e}")))?;
+    Ok(out.to_value())
 }
 
 fn whole_days(
     filter: &str,
     from: &Value,
     to: Option<Value>,
-    kwargs: &Kwargs,
+    kwargs: &Keywords,
 ) -> Result<i64, Error> {
     let to = param(filter, "now", to, kwargs)?;
     kwargs.assert_all_used()?;
@@ -626,12 +1132,12 @@ fn whole_days(
 }
 
 /// Whole days from `now` until the value; negative once it has passed.
-fn days_until(value: &Value, now: Option<Value>, kwargs: Kwargs) -> Result<i64, Error> {
+fn days_until(value: &Value, now: Option<Value>, kwargs: Keywords) -> Result<i64, Error> {
     whole_days("days_until", value, now, &kwargs).map(|d| -d)
 }
 
 /// Whole days from the value until `now`; negative while it is ahead.
-fn days_since(value: &Value, now: Option<Value>, kwargs: Kwargs) -> Result<i64, Error> {
+fn days_since(value: &Value, now: Option<Value>, kwargs: Keywords) -> Result<i64, Error> {
     whole_days("days_since", value, now, &kwargs)
 }
 
@@ -642,19 +1148,28 @@ fn days_since(value: &Value, now: Option<Value>, kwargs: Kwargs) -> Result<i64, 
 /// characters. Two deliberate departures: `leeway` defaults to 0, because a
 /// 160-character SMS budget must not silently become 165; and a cut that
 /// lands exactly between words keeps the last whole word.
-fn truncate(
-    state: &mut State,
-    value: &Value,
-    args: Rest<Value>,
-    kwargs: Kwargs,
-) -> Result<Value, Error> {
-    if args.0.len() > 4 {
+fn truncate(state: &mut State, value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    // Keywords split off by hand, as in `split_args`, but a positional
+    // `none` stays given here.
+    let mut args = args.0;
+    let kwargs = match args.last() {
+        Some(last) if last.is_kwargs() => args.pop().map(Value::from),
+        _ => None,
+    };
+    if args.iter().any(|arg| arg.is_kwargs()) {
+        return Err(Error::new(
+            ErrorKind::TooManyArguments,
+            "unexpected keyword arguments",
+        ));
+    }
+    let kwargs = Keywords(kwargs.map(Kwargs::try_from).transpose()?);
+    if args.len() > 4 {
         return Err(Error::new(
             ErrorKind::TooManyArguments,
             "truncate: takes at most length, killwords, end and leeway",
         ));
     }
-    let mut args = args.0.into_iter();
+    let mut args = args.into_iter().map(Value::from);
     let length = param("truncate", "length", args.next(), &kwargs)?;
     let killwords = param("truncate", "killwords", args.next(), &kwargs)?;
     let end = param("truncate", "end", args.next(), &kwargs)?;
@@ -664,7 +1179,7 @@ fn truncate(
     let length = usize_param("truncate", "length", length)?.unwrap_or(255);
     let killwords = bool_param("truncate", "killwords", killwords)?.unwrap_or(false);
     let end_safe = end.as_ref().is_some_and(Value::is_safe);
-    let end = string_param("truncate", "end", end)?.unwrap_or_else(|| "...".to_owned());
+    let end = str_param("truncate", "end", end.as_ref())?.unwrap_or("...");
     let leeway = usize_param("truncate", "leeway", leeway)?.unwrap_or(0);
 
     let text = text_of("truncate", value)?;
@@ -701,13 +1216,16 @@ fn truncate(
 
     if value.is_safe() {
         let end = if end_safe {
-            end
+            Cow::Borrowed(end)
         } else {
-            minijinja::filters::escape(state, &Value::from(end))?.to_string()
+            Cow::Owned(minijinja::filters::escape(state, &Value::from(end))?.to_string())
         };
         Ok(Value::from_safe_string(format!("{kept}{end}")))
     } else {
-        Ok(Value::from(format!("{kept}{end}")))
+        let mut out = Text::new();
+        out.push_str(kept);
+        out.push_str(end);
+        Ok(out.to_value())
     }
 }
 
@@ -742,42 +1260,46 @@ fn pluralize(
     value: &Value,
     first: Option<Value>,
     second: Option<Value>,
-    kwargs: Kwargs,
-) -> Result<String, Error> {
+    kwargs: Keywords,
+) -> Result<Value, Error> {
+    // The suffixes borrow from the arguments, which live out here.
+    let spec_arg: Value;
+    let (singular_arg, plural_arg): (Option<Value>, Option<Value>);
     let (singular, plural) = match (first, second) {
         (Some(arg), None) if !kwargs.has("singular") && !kwargs.has("plural") => {
-            let Some(spec) = arg.as_str() else {
+            spec_arg = arg;
+            let Some(spec) = spec_arg.as_str() else {
                 return Err(fail(format!(
                     "pluralize: suffix must be a string, got {}",
-                    describe(&arg)
+                    describe(&spec_arg)
                 )));
             };
             match spec.split_once(',') {
-                None => (None, Some(spec.to_owned())),
+                None => (None, Some(spec)),
                 Some((_, rest)) if rest.contains(',') => {
                     return Err(fail(format!(
                         "pluralize: {spec:?} has more than one comma; \
                          use \"singular,plural\""
                     )));
                 }
-                Some((s, p)) => (Some(s.to_owned()), Some(p.to_owned())),
+                Some((s, p)) => (Some(s), Some(p)),
             }
         }
         (first, second) => {
-            let singular = param("pluralize", "singular", first, &kwargs)?;
-            let plural = param("pluralize", "plural", second, &kwargs)?;
+            singular_arg = param("pluralize", "singular", first, &kwargs)?;
+            plural_arg = param("pluralize", "plural", second, &kwargs)?;
             (
-                string_param("pluralize", "singular", singular)?,
-                string_param("pluralize", "plural", plural)?,
+                str_param("pluralize", "singular", singular_arg.as_ref())?,
+                str_param("pluralize", "plural", plural_arg.as_ref())?,
             )
         }
     };
     kwargs.assert_all_used()?;
-    Ok(if is_singular(value)? {
+    Ok(Value::from(if is_singular(value)? {
         singular.unwrap_or_default()
     } else {
-        plural.unwrap_or_else(|| "s".to_owned())
-    })
+        plural.unwrap_or("s")
+    }))
 }
 
 /// Jinja2's `wordcount`: runs of letters, digits and `_` (regex `\w+`), so
@@ -1449,6 +1971,139 @@ mod tests {
                 format!("{sign}{int}.{frac}")
             };
             prop_assert_eq!(num(s.as_str(), "(2)"), reference_round2(negative, int, &frac));
+        }
+    }
+
+    /// The number filters as they were before the integer fast path: every
+    /// value through its text and the digit-by-digit `Decimal`.
+    fn general_number(value: &Value, decimals: u32) -> Option<(bool, String)> {
+        let d = match value.kind() {
+            ValueKind::Number if value.is_integer() => parse_decimal(&value.to_string()),
+            ValueKind::Number => {
+                let f = f64::try_from(value.clone()).ok()?;
+                parse_decimal(&format!("{f}"))
+            }
+            ValueKind::String => parse_decimal(value.as_str()?.trim()),
+            _ => None,
+        }?;
+        (d.int_digits() <= MAX_INT_DIGITS).then(|| d.format(decimals))
+    }
+
+    fn no_kwargs() -> Keywords {
+        Keywords(None)
+    }
+
+    /// `number(d)` for d in 0..=6 and `currency` in codes with a symbol,
+    /// without, and with other minor units, against `general_number`.
+    fn check_fast_path(value: &Value) -> Result<(), TestCaseError> {
+        for decimals in 0..=6 {
+            let fast = number(value, Some(Value::from(decimals)), no_kwargs()).ok();
+            let general = general_number(value, decimals)
+                .map(|(negative, body)| if negative { format!("-{body}") } else { body });
+            prop_assert_eq!(
+                fast.as_ref().and_then(Value::as_str),
+                general.as_deref(),
+                "number({}) of {:?}",
+                decimals,
+                value
+            );
+        }
+        for code in ["USD", "jpy", "KWD", "CHF"] {
+            let upper = code.to_ascii_uppercase();
+            let code_bytes = <[u8; 3]>::try_from(upper.as_bytes()).expect("three letters");
+            let fast = currency(value, Some(Value::from(code)), None, no_kwargs()).ok();
+            let general =
+                general_number(value, currency_decimals(&code_bytes)).map(|(negative, body)| {
+                    let sign = if negative { "-" } else { "" };
+                    match currency_symbol(&code_bytes) {
+                        Some(symbol) => format!("{sign}{symbol}{body}"),
+                        None => format!("{sign}{body} {upper}"),
+                    }
+                });
+            prop_assert_eq!(
+                fast.as_ref().and_then(Value::as_str),
+                general.as_deref(),
+                "currency({}) of {:?}",
+                code,
+                value
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn fast_path_edge_cases_match_the_general_path() {
+        let values = [
+            Value::from(0.1 + 0.2),
+            Value::from(0.5),
+            Value::from(-0.0),
+            Value::from(5e-324),
+            Value::from(f64::MAX),
+            Value::from(1e22),
+            Value::from(1e23),
+            Value::from(9_007_199_254_740_993_u64 as f64),
+            Value::from(4_398_046_511_103.5),
+            Value::from(0.000_000_000_000_000_000_01),
+            Value::from(i64::MIN),
+            Value::from(u64::MAX),
+            Value::from(i128::MIN),
+            Value::from(u128::MAX),
+            Value::from("99999999999999999999999999999999999999"),
+            Value::from("999999999999999999999999999999999999999"),
+            Value::from("0.0000000000000000000000000000000000000000000005"),
+            Value::from("-0.00000000000000000000000000000000000000000000005"),
+            Value::from("1e308"),
+            Value::from("1e309"),
+            Value::from("0e999999999999"),
+        ];
+        for value in &values {
+            check_fast_path(value).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn fast_path_matches_general_for_decimal_strings(
+            s in "[ ]?[+-]?[0-9]{0,45}(\\.[0-9]{0,45})?([eE][+-]?[0-9]{1,3})?",
+        ) {
+            check_fast_path(&Value::from(s))?;
+        }
+
+        #[test]
+        fn fast_path_matches_general_for_any_f64(f in any::<f64>()) {
+            check_fast_path(&Value::from(f))?;
+        }
+
+        #[test]
+        fn fast_path_matches_general_for_short_decimal_f64s(
+            m in any::<i64>(),
+            places in 0_u32..20,
+            shift in -30_i32..30,
+        ) {
+            // Floats from short decimals, as JSON prices are, and their
+            // products: the ones the formatting-free path takes.
+            let parsed: f64 = format!("{m}e-{places}").parse().expect("a float");
+            check_fast_path(&Value::from(parsed))?;
+            check_fast_path(&Value::from(parsed * 3.0))?;
+            check_fast_path(&Value::from(parsed / 100.0))?;
+            check_fast_path(&Value::from(parsed * 10_f64.powi(shift)))?;
+            let small = (m % 100_000_000) as f64 / 10_f64.powi(places.min(8) as i32);
+            check_fast_path(&Value::from(small))?;
+        }
+
+        #[test]
+        fn fast_path_matches_general_for_integers(
+            i in any::<i64>(),
+            u in any::<u64>(),
+            wide in any::<i128>(),
+            widest in any::<u128>(),
+        ) {
+            check_fast_path(&Value::from(i))?;
+            check_fast_path(&Value::from(u))?;
+            check_fast_path(&Value::from(wide))?;
+            check_fast_path(&Value::from(widest))?;
         }
     }
 }

@@ -187,7 +187,9 @@ impl TemplateParts {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RenderLimits {
     /// minijinja fuel: roughly one unit per instruction plus one per 64
-    /// bytes produced.
+    /// bytes produced, so it also bounds how much a runaway part writes
+    /// (at most `fuel × 64` bytes) before its output is checked against
+    /// `max_output_bytes`.
     pub fuel: u64,
     /// Deepest nesting of macro calls, includes and loops.
     pub recursion: usize,
@@ -198,7 +200,7 @@ pub struct RenderLimits {
 impl Default for RenderLimits {
     fn default() -> Self {
         Self {
-            fuel: 2_000_000,
+            fuel: 1_000_000,
             recursion: 64,
             max_output_bytes: 2 * 1024 * 1024,
         }

@@ -1,0 +1,146 @@
+//! `artifact render` end to end: the real binary on the shipped examples and
+//! on broken inputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn render(request: &Path, templates: &Path, out: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_artifact"))
+        .arg("render")
+        .arg("--request")
+        .arg(request)
+        .arg("--profiles")
+        .arg(examples().join("profiles.ndjson"))
+        .arg("--templates")
+        .arg(templates)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("artifact-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn renders_the_example_into_files() {
+    let out = scratch("files");
+    let output = render(
+        &examples().join("request.json"),
+        &examples().join("templates"),
+        out.to_str().unwrap(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with("rendered 3, skipped 0, failed 1 in "),
+        "{stderr}"
+    );
+    let ada: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("rcpt-ada.json")).unwrap()).unwrap();
+    assert_eq!(
+        ada["email"]["subject"],
+        "Ada, your cart is waiting (Gold perks inside)"
+    );
+    let eml = std::fs::read_to_string(out.join("rcpt-ada.eml")).unwrap();
+    assert!(eml.contains("Content-Type: multipart/alternative"), "{eml}");
+    let ghost: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("rcpt-ghost.json")).unwrap()).unwrap();
+    assert_eq!(ghost["error"]["kind"], "profile_not_found");
+    assert!(!out.join("rcpt-ghost.eml").exists());
+}
+
+#[test]
+fn writes_ndjson_to_stdout() {
+    let output = render(
+        &examples().join("sms-request.json"),
+        &examples().join("templates"),
+        "-",
+    );
+    assert!(output.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["sms"]["encoding"], "GSM-7");
+    assert_eq!(
+        lines[1]["skipped"]["reason"],
+        "missing data in `{{ event.cart | length }}`"
+    );
+}
+
+#[test]
+fn an_invalid_request_names_the_field_and_exits_non_zero() {
+    let dir = scratch("invalid");
+    let mut request: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(examples().join("request.json")).unwrap()).unwrap();
+    request["render_recipients"][2]["profile_id"] = "".into();
+    let path = dir.join("request.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&request).unwrap()).unwrap();
+    let output = render(
+        &path,
+        &examples().join("templates"),
+        dir.join("out").to_str().unwrap(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("render_recipients[2].profile_id: must not be empty"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.join("out").exists(),
+        "nothing is written for an invalid request"
+    );
+}
+
+#[test]
+fn a_broken_template_names_part_and_line() {
+    let dir = scratch("broken");
+    let templates = dir.join("templates/spring_sale");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("subject.jinja"), "Hi").unwrap();
+    std::fs::write(templates.join("html.jinja"), "<p>\n{% for x in y %}\n<p>").unwrap();
+    let output = render(
+        &examples().join("request.json"),
+        &dir.join("templates"),
+        dir.join("out").to_str().unwrap(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("template \"spring_sale\" part html line "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unexpected_template_file_is_reported() {
+    let dir = scratch("stray");
+    let templates = dir.join("templates/spring_sale");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("subject.jinja"), "Hi").unwrap();
+    std::fs::write(templates.join("html.jinja"), "<p>x</p>").unwrap();
+    std::fs::write(templates.join("body.jinja"), "<p>x</p>").unwrap();
+    let output = render(
+        &examples().join("request.json"),
+        &dir.join("templates"),
+        dir.join("out").to_str().unwrap(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unexpected file") && stderr.contains("body.jinja"),
+        "{stderr}"
+    );
+}

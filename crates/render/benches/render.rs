@@ -1,0 +1,117 @@
+//! The render core against bare minijinja, in one run.
+//!
+//! "Bare" is what a straightforward Rust service pays: the same template
+//! parts, the same marketer filters, the context converted from the same
+//! `serde_json` profile and event (`Value::from(Serde(&json))`) once per
+//! recipient, then `render(&ctx)` of each part. The core's figure includes
+//! everything it does per recipient: context, render, finishing (one-line
+//! subject, preheader, artifact). `bare_convert_only` and `bare_preconverted`
+//! split the bare figure into its two halves.
+
+mod fixtures;
+
+use std::sync::Arc;
+
+use artifact_render::template::{Channel, TemplateParts};
+use artifact_render::{CompiledTemplate, PreparedRequest, RenderLimits};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use fixtures::{Fixture, template};
+use serde_json::json;
+
+fn compare(c: &mut Criterion, group: &str, fixture: &Fixture) {
+    let artifact = fixture.render_core(0);
+    assert!(artifact.is_rendered(), "{artifact:?}");
+    let bare_bytes: usize = fixture.render_bare(0).iter().map(String::len).sum();
+    eprintln!("{group}: bare output {bare_bytes} bytes per recipient");
+    let count = fixture.profiles.len();
+    let preconverted: Vec<_> = (0..count).map(|i| fixture.bare_context(i)).collect();
+
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(1));
+    let mut next = 0;
+    let mut advance = || {
+        next = (next + 1) % count;
+        next
+    };
+    g.bench_function("bare_minijinja", |b| {
+        b.iter(|| fixture.render_bare(advance()))
+    });
+    g.bench_function("bare_convert_only", |b| {
+        b.iter(|| fixture.bare_context(advance()))
+    });
+    g.bench_function("bare_preconverted", |b| {
+        b.iter(|| fixture.render_bare_with(&preconverted[advance()]))
+    });
+    g.bench_function("core", |b| b.iter(|| fixture.render_core(advance())));
+    g.finish();
+}
+
+fn newsletter(c: &mut Criterion) {
+    compare(
+        c,
+        "newsletter",
+        &Fixture::new("spring_sale", Channel::Email, template("spring_sale")),
+    );
+}
+
+/// The newsletter without its text part: the core generates the text from
+/// the rendered HTML, as it does for every bundle that has none.
+fn newsletter_generated_text(c: &mut Criterion) {
+    let mut parts = template("spring_sale");
+    parts.text = None;
+    let fixture = Fixture::new("spring_sale", Channel::Email, parts);
+    let mut g = c.benchmark_group("newsletter_generated_text");
+    g.throughput(Throughput::Elements(1));
+    let mut next = 0;
+    g.bench_function("core", |b| {
+        b.iter(|| {
+            next = (next + 1) % fixture.profiles.len();
+            fixture.render_core(next)
+        })
+    });
+    g.finish();
+}
+
+fn sms(c: &mut Criterion) {
+    compare(
+        c,
+        "sms",
+        &Fixture::new("spring_sale_sms", Channel::Sms, template("spring_sale_sms")),
+    );
+}
+
+/// How long the sandbox takes to stop a 100k × 100k loop.
+fn runaway(c: &mut Criterion) {
+    let parts = TemplateParts {
+        subject: Some("s".into()),
+        html: Some(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let compiled =
+        CompiledTemplate::compile("runaway", Channel::Email, &parts, &RenderLimits::default())
+            .unwrap();
+    let prepared = PreparedRequest::new(
+        Arc::new(fixtures::request(
+            json!({"channel": "email", "template": {"id": "runaway"}, "from_email": "news@shop.example"}),
+        )),
+        Arc::new(compiled),
+    );
+    let recipient = prepared.request().render_recipients()[0].clone();
+    let profile = Arc::new(json!({}));
+    let mut g = c.benchmark_group("sandbox");
+    g.sample_size(10);
+    g.bench_function("stop_100k_by_100k_loop", |b| {
+        b.iter_batched(
+            || (),
+            |_| prepared.render(&recipient, Some(&profile)),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, newsletter, newsletter_generated_text, sms, runaway);
+criterion_main!(benches);
