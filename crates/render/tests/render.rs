@@ -51,6 +51,21 @@ fn example_sms_request_renders_every_recipient() {
 }
 
 #[test]
+fn artifacts_read_back_from_their_json() {
+    let prepared = prepare(example_request("request.json"));
+    let sms = prepare(example_request("sms-request.json"));
+    let profiles = example_profiles();
+    let artifacts = render_all(&prepared, &profiles)
+        .into_iter()
+        .chain(render_all(&sms, &profiles));
+    for artifact in artifacts {
+        let json = serde_json::to_string(&artifact).unwrap();
+        let back: artifact_render::Artifact = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, artifact);
+    }
+}
+
+#[test]
 fn renders_are_byte_for_byte_reproducible() {
     let profiles = example_profiles();
     let first = render_all(&prepare(example_request("request.json")), &profiles);
