@@ -23,16 +23,35 @@ fn render(request: &Path, templates: &Path, out: &str) -> Output {
         .unwrap()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("artifact-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A temporary folder, removed when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("artifact-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
 fn renders_the_example_into_files() {
-    let out = scratch("files");
+    let out = Scratch::new("files");
     let output = render(
         &examples().join("request.json"),
         &examples().join("templates"),
@@ -81,7 +100,7 @@ fn writes_ndjson_to_stdout() {
 
 #[test]
 fn an_invalid_request_names_the_field_and_exits_non_zero() {
-    let dir = scratch("invalid");
+    let dir = Scratch::new("invalid");
     let mut request: serde_json::Value =
         serde_json::from_slice(&std::fs::read(examples().join("request.json")).unwrap()).unwrap();
     request["render_recipients"][2]["profile_id"] = "".into();
@@ -106,7 +125,7 @@ fn an_invalid_request_names_the_field_and_exits_non_zero() {
 
 #[test]
 fn a_broken_template_names_part_and_line() {
-    let dir = scratch("broken");
+    let dir = Scratch::new("broken");
     let templates = dir.join("templates/spring_sale");
     std::fs::create_dir_all(&templates).unwrap();
     std::fs::write(templates.join("subject.jinja"), "Hi").unwrap();
@@ -126,7 +145,7 @@ fn a_broken_template_names_part_and_line() {
 
 #[test]
 fn an_unexpected_template_file_is_reported() {
-    let dir = scratch("stray");
+    let dir = Scratch::new("stray");
     let templates = dir.join("templates/spring_sale");
     std::fs::create_dir_all(&templates).unwrap();
     std::fs::write(templates.join("subject.jinja"), "Hi").unwrap();
