@@ -123,41 +123,44 @@ fn an_invalid_request_names_the_field_and_exits_non_zero() {
     );
 }
 
-#[test]
-fn a_broken_template_names_part_and_line() {
-    let dir = Scratch::new("broken");
+/// Renders the example request against a `spring_sale` folder holding
+/// `files`, expecting a failure; returns what it printed.
+fn fail_with_template(files: &[(&str, &str)]) -> String {
+    let dir = Scratch::new(&format!("template-{}", files.len()));
     let templates = dir.join("templates/spring_sale");
     std::fs::create_dir_all(&templates).unwrap();
-    std::fs::write(templates.join("subject.jinja"), "Hi").unwrap();
-    std::fs::write(templates.join("html.jinja"), "<p>\n{% for x in y %}\n<p>").unwrap();
+    for (name, source) in files {
+        std::fs::write(templates.join(name), source).unwrap();
+    }
     let output = render(
         &examples().join("request.json"),
         &dir.join("templates"),
         dir.join("out").to_str().unwrap(),
     );
     assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!dir.join("out").exists(), "nothing is written");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_broken_template_names_part_and_line() {
+    let stderr = fail_with_template(&[
+        ("subject.jinja", "Hi"),
+        ("html.jinja", "<p>\n{{ profile.name }\n<p>"),
+    ]);
     assert!(
-        stderr.contains("template \"spring_sale\" part html line "),
+        stderr.contains("template \"spring_sale\" part html line 2: "),
         "{stderr}"
     );
 }
 
 #[test]
 fn an_unexpected_template_file_is_reported() {
-    let dir = Scratch::new("stray");
-    let templates = dir.join("templates/spring_sale");
-    std::fs::create_dir_all(&templates).unwrap();
-    std::fs::write(templates.join("subject.jinja"), "Hi").unwrap();
-    std::fs::write(templates.join("html.jinja"), "<p>x</p>").unwrap();
-    std::fs::write(templates.join("body.jinja"), "<p>x</p>").unwrap();
-    let output = render(
-        &examples().join("request.json"),
-        &dir.join("templates"),
-        dir.join("out").to_str().unwrap(),
-    );
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = fail_with_template(&[
+        ("subject.jinja", "Hi"),
+        ("html.jinja", "<p>x</p>"),
+        ("body.jinja", "<p>x</p>"),
+    ]);
     assert!(
         stderr.contains("unexpected file") && stderr.contains("body.jinja"),
         "{stderr}"
