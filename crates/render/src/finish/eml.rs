@@ -10,6 +10,8 @@
 
 use std::borrow::Cow;
 
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
@@ -341,30 +343,11 @@ fn encoded_words(out: &mut String, mut col: usize, value: &str) -> usize {
         rest = tail;
         let start = out.len();
         out.push_str("=?utf-8?B?");
-        base64(out, word.as_bytes());
+        BASE64_STANDARD.encode_string(word.as_bytes(), out);
         out.push_str("?=");
         col += out.len() - start;
     }
     col
-}
-
-fn base64(out: &mut String, bytes: &[u8]) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
 }
 
 /// Quoted-printable (RFC 2045 §6.7) with line breaks as hard CRLF breaks.
