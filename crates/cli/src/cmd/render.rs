@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use artifact_render::request::{ProfileId, TemplateId, TemplateRef};
-use artifact_render::template::{MissingData, PartName, TemplateParts};
+use artifact_render::template::{TemplateFolder, TemplateParts};
 use artifact_render::{
     Artifact, Outcome, PreparedRequest, RenderRequest, RequestLimits, TemplateCache, TemplateKey,
 };
@@ -110,50 +110,27 @@ fn read_profiles(path: &Path) -> Result<HashMap<ProfileId, Arc<serde_json::Value
     Ok(profiles)
 }
 
-/// Optional `template.json` beside the parts.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Manifest {
-    version: Option<u32>,
-    #[serde(default)]
-    missing_data: MissingData,
-}
-
 /// Reads `<root>/<id>/`: one `<part>.jinja` file per part, and an optional
 /// `template.json` with the version and missing-data policy.
 fn load_template(root: &Path, id: &TemplateId, version: Option<u32>) -> Result<TemplateParts> {
     let dir = root.join(id.as_str());
     let entries = fs::read_dir(&dir)
         .with_context(|| format!("template {id:?} not found: cannot read {}", dir.display()))?;
-    let mut parts = TemplateParts::default();
-    let mut manifest = Manifest::default();
+    let mut files = Vec::new();
     for entry in entries {
         let path = entry?.path();
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if name == "template.json" {
-            let text = fs::read_to_string(&path)?;
-            manifest = serde_json::from_str(&text)
-                .with_context(|| format!("invalid {}", path.display()))?;
-            continue;
-        }
-        let part = name
-            .strip_suffix(".jinja")
-            .and_then(|stem| PartName::ALL.into_iter().find(|p| p.as_str() == stem));
-        let Some(part) = part else {
-            bail!(
-                "unexpected file {} (a template folder holds subject.jinja, preheader.jinja, html.jinja, text.jinja, sms.jinja and template.json)",
-                path.display()
-            );
-        };
-        let source =
+            .unwrap_or_default()
+            .to_owned();
+        let contents =
             fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        parts.set(part, source);
+        files.push((name, contents));
     }
-    parts.missing_data = manifest.missing_data;
-    if let (Some(wanted), Some(have)) = (version, manifest.version)
+    let folder = TemplateFolder::from_files(files.iter().map(|(n, c)| (n.as_str(), c.as_str())))
+        .map_err(|error| anyhow::anyhow!("template {id:?} in {}: {error}", dir.display()))?;
+    if let (Some(wanted), Some(have)) = (version, folder.version)
         && wanted != have
     {
         bail!(
@@ -161,7 +138,7 @@ fn load_template(root: &Path, id: &TemplateId, version: Option<u32>) -> Result<T
             dir.display()
         );
     }
-    Ok(parts)
+    Ok(folder.parts)
 }
 
 #[derive(Default)]

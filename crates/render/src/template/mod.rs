@@ -5,6 +5,7 @@ mod cache;
 mod env;
 pub mod escape;
 pub mod filters;
+mod folder;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cache::{TemplateCache, TemplateKey};
 pub use env::{GLOBALS, TESTS, allowed_filters};
+pub use folder::{MANIFEST, TemplateFolder};
 
 /// The channel a message goes out on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use artifact_render::request::{ProfileId, TemplateRef};
-use artifact_render::template::{PartName, TemplateParts};
+use artifact_render::template::{TemplateFolder, TemplateParts};
 use artifact_render::{Artifact, PreparedRequest, RenderRequest, TemplateCache, TemplateKey};
 
 pub fn examples() -> PathBuf {
@@ -15,23 +15,17 @@ pub fn examples() -> PathBuf {
 
 /// Reads `examples/templates/<id>/`.
 pub fn example_template(id: &str) -> TemplateParts {
-    let mut parts = TemplateParts::default();
-    for part in PartName::ALL {
-        let path = examples()
-            .join("templates")
-            .join(id)
-            .join(format!("{part}.jinja"));
-        if let Ok(source) = std::fs::read_to_string(path) {
-            parts.set(part, source);
-        }
-    }
-    if let Ok(manifest) =
-        std::fs::read_to_string(examples().join("templates").join(id).join("template.json"))
-    {
-        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
-        parts.missing_data = serde_json::from_value(manifest["missing_data"].clone()).unwrap();
-    }
-    parts
+    let files: Vec<(String, String)> = std::fs::read_dir(examples().join("templates").join(id))
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    TemplateFolder::from_files(files.iter().map(|(n, c)| (n.as_str(), c.as_str())))
+        .unwrap()
+        .parts
 }
 
 pub fn example_profiles() -> HashMap<ProfileId, Arc<serde_json::Value>> {
