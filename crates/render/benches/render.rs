@@ -98,7 +98,8 @@ fn runaway(c: &mut Criterion) {
             json!({"channel": "email", "template": {"id": "runaway"}, "from_email": "news@shop.example"}),
         )),
         Arc::new(compiled),
-    );
+    )
+    .unwrap();
     let recipient = prepared.request().render_recipients()[0].clone();
     let profile = Arc::new(json!({}));
     let mut g = c.benchmark_group("sandbox");

@@ -14,7 +14,7 @@ use crate::context::{RequestVars, recipient_context};
 use crate::finish;
 use crate::request::{ChannelSettings, EmailSettings, RenderRecipient, RenderRequest};
 use crate::sms;
-use crate::template::{CompiledTemplate, MissingData, PartName, describe};
+use crate::template::{CompiledTemplate, MissingData, PartName, TemplateError, describe};
 
 /// A request bound to its compiled template, ready to render recipients.
 /// Everything recipients share is computed here, once.
@@ -28,8 +28,24 @@ pub struct PreparedRequest {
 
 impl PreparedRequest {
     /// Binds `request` to `template`; the caller resolved the template from
-    /// the request's template ref.
-    pub fn new(request: Arc<RenderRequest>, template: Arc<CompiledTemplate>) -> Self {
+    /// the request's template ref. Fails when the template was compiled for
+    /// another channel than the request sends on.
+    pub fn new(
+        request: Arc<RenderRequest>,
+        template: Arc<CompiledTemplate>,
+    ) -> Result<Self, TemplateError> {
+        let channel = request.channel_settings().channel();
+        if template.channel() != channel {
+            return Err(TemplateError::new(
+                template.name(),
+                None,
+                None,
+                format!(
+                    "compiled for channel {}, but the request sends {channel}",
+                    template.channel()
+                ),
+            ));
+        }
         let from = match request.channel_settings() {
             ChannelSettings::Email(email) => finish::headers::mailbox(
                 email.from_label.as_ref().map(|l| l.as_str()),
@@ -37,12 +53,12 @@ impl PreparedRequest {
             ),
             ChannelSettings::Sms(sms) => sms.from_number.clone(),
         };
-        Self {
+        Ok(Self {
             vars: RequestVars::new(&request),
             request,
             template,
             from,
-        }
+        })
     }
 
     pub fn request(&self) -> &RenderRequest {

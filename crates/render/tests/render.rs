@@ -149,12 +149,28 @@ fn compile_with(parts: serde_json::Value, limits: RenderLimits) -> PreparedReque
         json!({"channel": "email", "from_email": "news@shop.example", "template": {"inline": {"subject": "s", "html": "h"}}}),
         json!({}),
     );
-    PreparedRequest::new(Arc::new(request), Arc::new(template))
+    PreparedRequest::new(Arc::new(request), Arc::new(template)).unwrap()
 }
 
 fn render_one(prepared: &PreparedRequest) -> artifact_render::Artifact {
     let recipient = &prepared.request().render_recipients()[0];
     prepared.render(recipient, Some(&Arc::new(json!({}))))
+}
+
+#[test]
+fn a_template_for_another_channel_is_refused() {
+    let sms: TemplateParts = serde_json::from_value(json!({"sms": "Hi"})).unwrap();
+    let template =
+        CompiledTemplate::compile("texts", Channel::Sms, &sms, &RenderLimits::default()).unwrap();
+    let request = inline_request(
+        json!({"channel": "email", "from_email": "news@shop.example", "template": {"id": "texts"}}),
+        json!({}),
+    );
+    let error = PreparedRequest::new(Arc::new(request), Arc::new(template)).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "template \"texts\": compiled for channel sms, but the request sends email"
+    );
 }
 
 #[test]
