@@ -147,12 +147,17 @@ impl PreparedRequest {
     fn render_email(&self, settings: &EmailSettings, ctx: &Value) -> Result<Outcome, Stop> {
         let subject = self.render_part(PartName::Subject, ctx)?;
         let mut html = self.render_part(PartName::Html, ctx)?;
-        let text = match self.template.has_part(PartName::Text) {
-            true => self.render_part(PartName::Text, ctx)?,
-            false => finish::text::html_to_text(&html),
+        let preheader = if self.template.has_part(PartName::Preheader) {
+            Some(self.render_part(PartName::Preheader, ctx)?)
+        } else {
+            None
         };
-        if self.template.has_part(PartName::Preheader) {
-            let preheader = self.render_part(PartName::Preheader, ctx)?;
+        let text = if self.template.has_part(PartName::Text) {
+            self.render_part(PartName::Text, ctx)?
+        } else {
+            finish::text::html_to_text(&html)
+        };
+        if let Some(preheader) = preheader {
             finish::preheader::insert(&mut html, &finish::headers::one_line(&preheader));
         }
         Ok(Outcome::Email(EmailArtifact {
