@@ -14,21 +14,28 @@ use minijinja::value::{Enumerator, Object, ObjectExt, ObjectRepr, Value};
 /// Converts one JSON node: scalars become engine values (numbers keep the
 /// u64/i64/f64 type that serde would give them), arrays and objects become
 /// lazy views sharing `root`.
-pub fn json_value(root: &Arc<serde_json::Value>, node: &serde_json::Value) -> Value {
+///
+/// # Safety
+///
+/// `node` must be `root` itself or reached by walking down from it: the view
+/// keeps a pointer to `node` that only `root` keeps alive.
+unsafe fn json_value(root: &Arc<serde_json::Value>, node: &serde_json::Value) -> Value {
     match node {
         serde_json::Value::Null => Value::from(()),
         serde_json::Value::Bool(b) => Value::from(*b),
         serde_json::Value::Number(n) => number(n),
         serde_json::Value::String(s) => Value::from(s.as_str()),
         serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
-            Value::from_object(JsonNode::new(root.clone(), node))
+            // SAFETY: passed on from this function's contract.
+            Value::from_object(unsafe { JsonNode::new(root.clone(), node) })
         }
     }
 }
 
 /// The whole document as a value.
 pub fn json_root(root: &Arc<serde_json::Value>) -> Value {
-    json_value(root, root)
+    // SAFETY: the node is the root itself.
+    unsafe { json_value(root, root) }
 }
 
 fn number(n: &serde_json::Number) -> Value {
@@ -70,9 +77,10 @@ unsafe impl Send for JsonNode {}
 unsafe impl Sync for JsonNode {}
 
 impl JsonNode {
-    /// `node` must live inside `root`; every caller passes a reference it
-    /// reached by walking down from `root`.
-    fn new(root: Arc<serde_json::Value>, node: &serde_json::Value) -> Self {
+    /// # Safety
+    ///
+    /// `node` must live inside `root` (see [`json_value`]).
+    unsafe fn new(root: Arc<serde_json::Value>, node: &serde_json::Value) -> Self {
         Self {
             root,
             node: NonNull::from(node),
@@ -85,8 +93,10 @@ impl JsonNode {
         unsafe { self.node.as_ref() }
     }
 
+    /// `child` must have been reached from `self.node()`.
     fn wrap(&self, child: &serde_json::Value) -> Value {
-        json_value(&self.root, child)
+        // SAFETY: `child` is inside `self.node()`, which is inside `root`.
+        unsafe { json_value(&self.root, child) }
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, Value};
 
-pub use json::{json_root, json_value};
+pub use json::json_root;
 
 use crate::request::{ChannelSettings, RenderRecipient, RenderRequest};
 
