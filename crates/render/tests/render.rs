@@ -284,6 +284,42 @@ fn missing_data_policies() {
 }
 
 #[test]
+fn filters_leave_missing_data_to_the_policy() {
+    for expression in [
+        "profile.missing | e",
+        "profile.missing | escape | upper",
+        "profile.missing | truncate(3)",
+        "profile.missing | wordcount",
+        "profile.missing | striptags",
+        "profile.missing | currency",
+    ] {
+        let html = format!("<p>{{{{ {expression} }}}}</p>");
+        let failed = render_inline(
+            json!({"subject": "s", "html": html, "missing_data": "fail"}),
+            json!({}),
+            json!({}),
+        );
+        assert_eq!(
+            failure_of(&failed).kind,
+            FailureKind::MissingData,
+            "{expression}"
+        );
+        let empty = render_inline(json!({"subject": "s", "html": html}), json!({}), json!({}));
+        assert_eq!(email_of(&empty).html, "<p></p>", "{expression}");
+    }
+}
+
+#[test]
+fn null_escapes_to_nothing() {
+    let artifact = render_inline(
+        json!({"subject": "s", "html": "<p>{{ profile.z | e }}|{{ profile.z | escape | upper }}</p>"}),
+        json!({"z": null}),
+        json!({}),
+    );
+    assert_eq!(email_of(&artifact).html, "<p>|</p>");
+}
+
+#[test]
 fn stricter_policies_still_allow_checks_and_defaults() {
     let artifact = render_inline(
         json!({"subject": "s", "missing_data": "fail",

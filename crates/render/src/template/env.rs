@@ -192,9 +192,14 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
 }
 
 /// `escape` with the MarkupSafe character set (minijinja's also escapes `/`).
+/// Missing data stays missing, so the missing-data policy still sees it, and
+/// `null` escapes to nothing, as it prints.
 fn escape(value: &Value) -> Value {
-    if value.is_safe() {
+    if value.is_safe() || value.is_undefined() {
         return value.clone();
+    }
+    if value.is_none() {
+        return Value::from_safe_string(String::new());
     }
     let text = value
         .as_str()

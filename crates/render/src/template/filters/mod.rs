@@ -15,7 +15,8 @@ mod text;
 
 use std::fmt;
 
-use minijinja::{Environment, Error, Value};
+use minijinja::value::{Rest, ValueOrKwargs};
+use minijinja::{Environment, Error, State, Value};
 
 use self::args::{Arg, split_args};
 use self::date::{date, days_since, days_until};
@@ -38,8 +39,7 @@ pub const FILTERS: &[&str] = &[
 
 /// Adds the marketer filters to an environment.
 ///
-/// None of them shadows a minijinja builtin. The filters that read data
-/// (`number`, `currency`, `date`, `days_*`, `pluralize`) pass missing data
+/// None of them shadows a minijinja builtin. All of them pass missing data
 /// (undefined or `none`) through unchanged, so that the template's
 /// missing-data policy decides: under the default policy
 /// `{{ profile.balance | currency }}` renders empty when there is no balance,
@@ -69,9 +69,14 @@ pub fn register(env: &mut Environment<'static>) {
         let ([first, second], kwargs) = split_args([a, b], rest)?;
         unless_missing(v, || pluralize(v, first, second, kwargs))
     });
-    env.add_filter("striptags", striptags);
-    env.add_filter("truncate", truncate);
-    env.add_filter("wordcount", wordcount);
+    env.add_filter("striptags", |v: &Value| unless_missing(v, || striptags(v)));
+    env.add_filter(
+        "truncate",
+        |state: &mut State, v: &Value, args: Rest<ValueOrKwargs>| {
+            unless_missing(v, || truncate(state, v, args))
+        },
+    );
+    env.add_filter("wordcount", |v: &Value| unless_missing(v, || wordcount(v)));
 }
 
 fn unless_missing<T: Into<Value>>(
