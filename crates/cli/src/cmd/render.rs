@@ -204,8 +204,14 @@ impl Sink {
     }
 }
 
+/// Longest stem written, leaving room for the extension within the 255-byte
+/// file-name limit of common file systems.
+const MAX_STEM: usize = 200;
+
 /// A file name for a recipient id: ids may hold any printable character, so
 /// everything outside `[A-Za-z0-9_-]` (and a leading `.`) is percent-encoded.
+/// A stem that would be too long is cut and made unique again with a hash of
+/// the whole id.
 fn file_stem(id: &str) -> String {
     let mut stem = String::with_capacity(id.len());
     for (index, byte) in id.bytes().enumerate() {
@@ -219,6 +225,13 @@ fn file_stem(id: &str) -> String {
             stem.push_str(&format!("%{byte:02X}"));
         }
     }
+    if stem.len() > MAX_STEM {
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(id, &mut hasher);
+        // The stem is ASCII, so any byte offset is a char boundary.
+        stem.truncate(MAX_STEM - 17);
+        stem.push_str(&format!("~{:016x}", std::hash::Hasher::finish(&hasher)));
+    }
     stem
 }
 
@@ -231,5 +244,14 @@ mod tests {
         assert_eq!(file_stem("r-1_a.b"), "r-1_a.b");
         assert_eq!(file_stem("../x/y"), "%2E.%2Fx%2Fy");
         assert_eq!(file_stem("a b"), "a%20b");
+    }
+
+    #[test]
+    fn long_ids_get_short_distinct_stems() {
+        let long = "a".repeat(256);
+        let longer = format!("{long}b");
+        assert_eq!(file_stem(&long).len(), 200);
+        assert_ne!(file_stem(&long), file_stem(&longer));
+        assert_eq!(file_stem(&"/".repeat(256)).len(), 200);
     }
 }
