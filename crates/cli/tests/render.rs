@@ -9,12 +9,16 @@ fn examples() -> PathBuf {
 }
 
 fn render(request: &Path, templates: &Path, out: &str) -> Output {
+    render_with(request, &examples().join("profiles.ndjson"), templates, out)
+}
+
+fn render_with(request: &Path, profiles: &Path, templates: &Path, out: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_artifact"))
         .arg("render")
         .arg("--request")
         .arg(request)
         .arg("--profiles")
-        .arg(examples().join("profiles.ndjson"))
+        .arg(profiles)
         .arg("--templates")
         .arg(templates)
         .arg("--out")
@@ -165,4 +169,32 @@ fn an_unexpected_template_file_is_reported() {
         stderr.contains("unexpected file") && stderr.contains("body.jinja"),
         "{stderr}"
     );
+}
+
+#[test]
+fn bad_profile_lines_name_file_and_line() {
+    let dir = Scratch::new("profiles");
+    for (contents, expected) in [
+        (
+            "{\"profile_id\": \"p1\", \"properties\": {}}\n{\"profile_id\": \"p2\", \"properties\": []}\n",
+            "profiles.ndjson line 2: not a profile: invalid type: sequence, expected a map",
+        ),
+        (
+            "{\"profile_id\": \"p1\", \"properties\": {}}\n\n{\"profile_id\": \"p1\", \"properties\": {}}\n",
+            "profiles.ndjson line 3: profile p1 appears twice",
+        ),
+    ] {
+        let profiles = dir.join("profiles.ndjson");
+        std::fs::write(&profiles, contents).unwrap();
+        let output = render_with(
+            &examples().join("request.json"),
+            &profiles,
+            &examples().join("templates"),
+            dir.join("out").to_str().unwrap(),
+        );
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!dir.join("out").exists(), "nothing is written");
+    }
 }
