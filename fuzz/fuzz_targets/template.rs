@@ -28,7 +28,7 @@ fuzz_target!(|source: &str| {
         &Default::default(),
     )
     .unwrap();
-    let prepared = PreparedRequest::new(Arc::new(request), Arc::new(template)).unwrap();
+    let prepared = PreparedRequest::new(Arc::new(request), Arc::new(template), None).unwrap();
     let profile =
         Arc::new(serde_json::json!({"name": "Ada", "n": 4.5, "tags": ["a"], "nested": {"k": "v"}}));
     let recipient = &prepared.request().render_recipients()[0];

@@ -97,8 +97,7 @@ fn runaway(c: &mut Criterion) {
         Arc::new(fixtures::request(
             json!({"channel": "email", "template": {"id": "runaway"}, "from_email": "news@shop.example"}),
         )),
-        Arc::new(compiled),
-    )
+        Arc::new(compiled), None)
     .unwrap();
     let recipient = prepared.request().render_recipients()[0].clone();
     let profile = Arc::new(json!({}));

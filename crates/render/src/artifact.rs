@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::finish::tracking::TrackedLink;
 use crate::request::{CompanyId, MessageId, ProfileId, RecipientId, RequestId};
 use crate::sms::{SmsEncoding, Ucs2Trigger};
 use crate::template::{Channel, PartName};
@@ -50,6 +51,12 @@ pub struct EmailArtifact {
     pub headers: BTreeMap<String, String>,
     pub html: String,
     pub text: String,
+    /// The links this email tracks, by their number in the template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<TrackedLink>,
+    /// What the author should know: links left untracked, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A send-ready SMS.

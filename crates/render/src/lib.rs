@@ -20,7 +20,7 @@
 //! let cache = TemplateCache::new(1024, Default::default());
 //! let key = TemplateKey::new(request.company_id().clone(), None, None, parts);
 //! let template = cache.get_or_compile(&key, request.channel_settings().channel(), parts).unwrap();
-//! let prepared = PreparedRequest::new(Arc::new(request), template).unwrap();
+//! let prepared = PreparedRequest::new(Arc::new(request), template, None).unwrap();
 //! let profile = Arc::new(serde_json::json!({"first_name": "Ada"}));
 //! let artifact = prepared.render(&prepared.request().render_recipients()[0], Some(&profile));
 //! assert_eq!(serde_json::to_value(&artifact).unwrap()["sms"]["body"], "Hi Ada!");
@@ -35,6 +35,6 @@ pub mod sms;
 pub mod template;
 
 pub use artifact::{Artifact, Outcome};
-pub use render::PreparedRequest;
+pub use render::{PrepareError, PreparedRequest};
 pub use request::{RenderRequest, RequestError, RequestLimits};
 pub use template::{CompiledTemplate, RenderLimits, TemplateCache, TemplateError, TemplateKey};

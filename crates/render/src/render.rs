@@ -2,7 +2,6 @@
 //! finishing into an artifact. A failure is that recipient's artifact, never
 //! the batch's.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use minijinja::{ErrorKind, Value};
@@ -10,9 +9,12 @@ use minijinja::{ErrorKind, Value};
 use crate::artifact::{
     Artifact, EmailArtifact, FailureKind, Outcome, RenderFailure, Skipped, SmsArtifact,
 };
-use crate::context::{RequestVars, recipient_context};
+use crate::context::{FinishingVars, RequestVars, recipient_context};
 use crate::finish;
-use crate::request::{ChannelSettings, EmailSettings, RenderRecipient, RenderRequest};
+use crate::finish::tracking::{MessageTracking, MessageTrackingInput, TrackingConfig};
+use crate::request::{
+    ChannelSettings, EmailSettings, RenderRecipient, RenderRequest, RequestError, TrackingOptions,
+};
 use crate::sms;
 use crate::template::{CompiledTemplate, MissingData, PartName, TemplateError, describe};
 
@@ -24,16 +26,32 @@ pub struct PreparedRequest {
     template: Arc<CompiledTemplate>,
     vars: RequestVars,
     from: String,
+    tracking: Arc<MessageTracking>,
+    /// The template's compile warnings, as every artifact reports them.
+    warnings: Vec<String>,
+}
+
+/// Why a request cannot be rendered with a template and configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
 }
 
 impl PreparedRequest {
     /// Binds `request` to `template`; the caller resolved the template from
-    /// the request's template ref. Fails when the template was compiled for
-    /// another channel than the request sends on.
+    /// the request's template ref. `tracking` is the renderer's tracking
+    /// configuration, if it has one. Fails when the template was compiled
+    /// for another channel than the request sends on, when a UTM value does
+    /// not render, or when the request or template needs tracking that is
+    /// not configured.
     pub fn new(
         request: Arc<RenderRequest>,
         template: Arc<CompiledTemplate>,
-    ) -> Result<Self, TemplateError> {
+        tracking: Option<Arc<TrackingConfig>>,
+    ) -> Result<Self, PrepareError> {
         let channel = request.channel_settings().channel();
         if template.channel() != channel {
             return Err(TemplateError::new(
@@ -44,7 +62,8 @@ impl PreparedRequest {
                     "compiled for channel {}, but the request sends {channel}",
                     template.channel()
                 ),
-            ));
+            )
+            .into());
         }
         let from = match request.channel_settings() {
             ChannelSettings::Email(email) => finish::headers::mailbox(
@@ -53,8 +72,49 @@ impl PreparedRequest {
             ),
             ChannelSettings::Sms(sms) => sms.from_number.clone(),
         };
+        let vars = RequestVars::new(&request);
+        let options = request.tracking_options();
+        if tracking.is_none() && template.channel() == crate::template::Channel::Email {
+            let needs = [
+                ("click_tracking", options.click_tracking),
+                ("open_tracking", options.open_tracking),
+            ];
+            if let Some((field, _)) = needs.iter().find(|(_, on)| *on) {
+                return Err(RequestError::new(
+                    format!("tracking_options.{field}"),
+                    "needs a tracking domain and signing keys in the renderer's configuration",
+                )
+                .into());
+            }
+            if template.uses_unsubscribe_url() {
+                return Err(TemplateError::new(
+                    template.name(),
+                    None,
+                    None,
+                    "uses `unsubscribe_url`, which needs a tracking domain and signing keys \
+                     in the renderer's configuration",
+                )
+                .into());
+            }
+        }
+        let tracking = Arc::new(MessageTracking::new(MessageTrackingInput {
+            config: tracking,
+            company_id: request.company_id().as_str(),
+            message_id: request.message_id().as_str(),
+            click_tracking: options.click_tracking,
+            open_tracking: options.open_tracking,
+            utm: utm_parameters(options, &vars)?,
+            exclusions: &options.link_exclusions,
+            template: &template,
+        }));
         Ok(Self {
-            vars: RequestVars::new(&request),
+            warnings: template
+                .warnings()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            tracking,
+            vars,
             request,
             template,
             from,
@@ -85,10 +145,16 @@ impl PreparedRequest {
                 line: None,
             }),
             Some(properties) => {
-                let ctx = recipient_context(&self.vars, recipient, properties);
                 let rendered = match self.request.channel_settings() {
-                    ChannelSettings::Email(settings) => self.render_email(settings, &ctx),
-                    ChannelSettings::Sms(_) => self.render_sms(&ctx),
+                    ChannelSettings::Email(settings) => {
+                        self.render_email(settings, recipient, properties)
+                    }
+                    ChannelSettings::Sms(_) => self.render_sms(&recipient_context(
+                        &self.vars,
+                        recipient,
+                        properties,
+                        FinishingVars::default(),
+                    )),
                 };
                 rendered.unwrap_or_else(|stop| match stop {
                     Stop::Skipped(skipped) => Outcome::Skipped(skipped),
@@ -144,29 +210,45 @@ impl PreparedRequest {
         }))
     }
 
-    fn render_email(&self, settings: &EmailSettings, ctx: &Value) -> Result<Outcome, Stop> {
+    fn render_email(
+        &self,
+        settings: &EmailSettings,
+        recipient: &RenderRecipient,
+        properties: &Arc<serde_json::Value>,
+    ) -> Result<Outcome, Stop> {
+        let tracking = Arc::new(self.tracking.for_recipient(recipient));
+        let finishing = FinishingVars {
+            unsubscribe_url: tracking.unsubscribe_url().map(Value::from),
+            tracking: Some(Value::from_dyn_object(tracking.clone())),
+        };
+        let ctx = &recipient_context(&self.vars, recipient, properties, finishing);
         let subject = self.render_part(PartName::Subject, ctx)?;
-        let mut html = self.render_part(PartName::Html, ctx)?;
         let preheader = if self.template.has_part(PartName::Preheader) {
-            Some(self.render_part(PartName::Preheader, ctx)?)
+            Some(finish::headers::one_line(
+                &self.render_part(PartName::Preheader, ctx)?,
+            ))
         } else {
             None
         };
+        tracking.set_top(preheader.as_deref());
+        let html = self.render_part(PartName::Html, ctx)?;
         let text = if self.template.has_part(PartName::Text) {
             self.render_part(PartName::Text, ctx)?
         } else {
             finish::text::html_to_text(&html)
         };
-        if let Some(preheader) = preheader {
-            finish::preheader::insert(&mut html, &finish::headers::one_line(&preheader));
-        }
+        let (links, recorded_warnings) = tracking.finish();
+        let mut warnings = self.warnings.clone();
+        warnings.extend(recorded_warnings);
         Ok(Outcome::Email(EmailArtifact {
             subject: finish::headers::one_line(&subject),
             from: self.from.clone(),
             reply_to: settings.reply_to_email.as_ref().map(|a| a.to_string()),
-            headers: BTreeMap::new(),
+            headers: tracking.unsubscribe_headers().into_iter().collect(),
             html,
             text,
+            links,
+            warnings,
         }))
     }
 
@@ -264,6 +346,25 @@ impl PreparedRequest {
             None => format!("missing data: {}", describe(error)),
         }
     }
+}
+
+/// The request's UTM parameters, rendered once for the message. A value
+/// that renders empty adds no parameter.
+fn utm_parameters(
+    options: &TrackingOptions,
+    vars: &RequestVars,
+) -> Result<Vec<(String, String)>, RequestError> {
+    let ctx = vars.message_context();
+    let mut parameters = Vec::with_capacity(options.utm.len());
+    for (key, source) in &options.utm {
+        let value = crate::template::render_value(source, ctx.clone())
+            .map_err(|message| RequestError::new(format!("tracking_options.utm.{key}"), message))?;
+        let value = finish::headers::one_line(&value);
+        if !value.is_empty() {
+            parameters.push((TrackingOptions::parameter_name(key), value));
+        }
+    }
+    Ok(parameters)
 }
 
 /// Why a recipient's render stopped short of an artifact.

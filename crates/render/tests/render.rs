@@ -149,7 +149,7 @@ fn compile_with(parts: serde_json::Value, limits: RenderLimits) -> PreparedReque
         json!({"channel": "email", "from_email": "news@shop.example", "template": {"inline": {"subject": "s", "html": "h"}}}),
         json!({}),
     );
-    PreparedRequest::new(Arc::new(request), Arc::new(template)).unwrap()
+    PreparedRequest::new(Arc::new(request), Arc::new(template), None).unwrap()
 }
 
 fn render_one(prepared: &PreparedRequest) -> artifact_render::Artifact {
@@ -166,7 +166,7 @@ fn a_template_for_another_channel_is_refused() {
         json!({"channel": "email", "from_email": "news@shop.example", "template": {"id": "texts"}}),
         json!({}),
     );
-    let error = PreparedRequest::new(Arc::new(request), Arc::new(template)).unwrap_err();
+    let error = PreparedRequest::new(Arc::new(request), Arc::new(template), None).unwrap_err();
     assert_eq!(
         error.to_string(),
         "template \"texts\": compiled for channel sms, but the request sends email"

@@ -57,7 +57,7 @@ pub fn run(args: &Args) -> Result<()> {
     // Files may change under the same version, so they are cached by content.
     let key = TemplateKey::new(request.company_id().clone(), template_id, None, &parts);
     let template = cache.get_or_compile(&key, request.channel_settings().channel(), &parts)?;
-    let prepared = PreparedRequest::new(Arc::new(request), template)?;
+    let prepared = PreparedRequest::new(Arc::new(request), template, None)?;
 
     let mut sink = Sink::open(&args.out)?;
     let mut tally = Tally::default();

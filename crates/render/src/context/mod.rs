@@ -12,7 +12,14 @@ pub use json::json_root;
 use crate::request::{ChannelSettings, RenderRecipient, RenderRequest};
 
 /// The top-level variables, in the order `enumerate` reports them.
-pub const VARIABLES: &[&str] = &["profile", "event", "recipient", "message", "now"];
+pub const VARIABLES: &[&str] = &[
+    "profile",
+    "event",
+    "recipient",
+    "message",
+    "now",
+    "unsubscribe_url",
+];
 
 /// What every recipient of one request shares: built once per request.
 #[derive(Debug, Clone)]
@@ -22,6 +29,12 @@ pub struct RequestVars {
 }
 
 impl RequestVars {
+    /// `message` and `now` alone: the context of values rendered once per
+    /// message, such as UTM parameters.
+    pub fn message_context(&self) -> Value {
+        minijinja::context! { message => self.message.clone(), now => self.now.clone() }
+    }
+
     pub fn new(request: &RenderRequest) -> Self {
         let settings = request.channel_settings();
         let mut message = serde_json::Map::new();
@@ -64,6 +77,16 @@ struct RecipientContext {
     recipient: Value,
     message: Value,
     now: Value,
+    finishing: FinishingVars,
+}
+
+/// Variables the finishing stage supplies for one recipient's email.
+#[derive(Debug, Default)]
+pub struct FinishingVars {
+    /// `unsubscribe_url`, when a tracking domain is configured.
+    pub unsubscribe_url: Option<Value>,
+    /// The object rewritten link tags read (`__ap`).
+    pub tracking: Option<Value>,
 }
 
 impl Object for RecipientContext {
@@ -79,6 +102,8 @@ impl Object for RecipientContext {
                 "recipient" => &self.recipient,
                 "message" => &self.message,
                 "now" => &self.now,
+                "unsubscribe_url" => self.finishing.unsubscribe_url.as_ref()?,
+                crate::template::links::TRACKING_VAR => self.finishing.tracking.as_ref()?,
                 _ => return None,
             }
             .clone(),
@@ -96,6 +121,7 @@ pub fn recipient_context(
     vars: &RequestVars,
     recipient: &RenderRecipient,
     properties: &Arc<serde_json::Value>,
+    finishing: FinishingVars,
 ) -> Value {
     Value::from_object(RecipientContext {
         profile: json_root(properties),
@@ -106,6 +132,7 @@ pub fn recipient_context(
         }),
         message: vars.message.clone(),
         now: vars.now.clone(),
+        finishing,
     })
 }
 

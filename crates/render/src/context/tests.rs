@@ -107,7 +107,12 @@ fn context_exposes_exactly_the_documented_variables() {
     .unwrap();
     let vars = super::RequestVars::new(&request);
     let profile = Arc::new(json!({"first_name": "Ada"}));
-    let ctx = super::recipient_context(&vars, &request.render_recipients()[0], &profile);
+    let ctx = super::recipient_context(
+        &vars,
+        &request.render_recipients()[0],
+        &profile,
+        Default::default(),
+    );
     let env = minijinja::Environment::new();
     let out = env
         .render_str(
@@ -117,6 +122,6 @@ fn context_exposes_exactly_the_documented_variables() {
         .unwrap();
     assert_eq!(
         out,
-        "profile event recipient message now | Ada X r1 p1 Cart a@b.example 2026-11-26T15:00:00Z"
+        "profile event recipient message now unsubscribe_url | Ada X r1 p1 Cart a@b.example 2026-11-26T15:00:00Z"
     );
 }

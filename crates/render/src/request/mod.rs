@@ -110,6 +110,7 @@ impl RenderRequest {
                 ),
             ));
         }
+        self.tracking_options.validate()?;
         let mut seen: HashMap<&str, usize> = HashMap::with_capacity(count);
         for (index, recipient) in self.render_recipients.iter().enumerate() {
             if let Some(first) = seen.insert(recipient.recipient_id.as_str(), index) {
@@ -372,6 +373,10 @@ pub struct RenderRecipient {
     /// Inline event data (`event` in templates); always a JSON object.
     #[serde(default = "empty_object", deserialize_with = "object_only")]
     pub context: Arc<serde_json::Value>,
+    /// The recipient has not consented to tracking: their links and pixel
+    /// stay untracked (UTM parameters still apply).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tracking_opt_out: bool,
 }
 
 fn empty_object() -> Arc<serde_json::Value> {
@@ -394,12 +399,67 @@ pub struct TrackingOptions {
     pub click_tracking: bool,
     #[serde(default)]
     pub open_tracking: bool,
-    /// UTM parameters (`source`, `medium`, `campaign`, …); values may be templates.
+    /// UTM parameters (`source`, `medium`, `campaign`, `content`, `term`,
+    /// `id`, or any other query key); values may be templates, rendered once
+    /// per message.
     #[serde(default)]
     pub utm: BTreeMap<String, String>,
-    /// Links matching these patterns are never rewritten.
+    /// Links matching these patterns (`*` matches anything) are never
+    /// tracked: `https://shop.example/account/*`.
     #[serde(default)]
     pub link_exclusions: Vec<String>,
+}
+
+/// UTM keys written without their `utm_` prefix.
+const UTM_NAMES: &[&str] = &["source", "medium", "campaign", "content", "term", "id"];
+
+impl TrackingOptions {
+    /// The query parameter a `utm` key adds: `campaign` is `utm_campaign`;
+    /// other keys are used as given.
+    pub fn parameter_name(key: &str) -> String {
+        if UTM_NAMES.contains(&key) {
+            format!("utm_{key}")
+        } else {
+            key.to_owned()
+        }
+    }
+
+    fn validate(&self) -> Result<(), RequestError> {
+        let mut names: HashMap<String, &str> = HashMap::new();
+        for (key, value) in &self.utm {
+            let path = format!("tracking_options.utm.{key}");
+            let valid_key = !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            if !valid_key {
+                return Err(RequestError::new(
+                    path,
+                    "a parameter name uses only letters, digits, `_`, `-` and `.`",
+                ));
+            }
+            if let Some(other) = names.insert(Self::parameter_name(key), key) {
+                return Err(RequestError::new(
+                    path,
+                    format!(
+                        "adds the same parameter as tracking_options.utm.{other} ({})",
+                        Self::parameter_name(key)
+                    ),
+                ));
+            }
+            crate::template::check_syntax(value)
+                .map_err(|message| RequestError::new(path, message))?;
+        }
+        for (index, pattern) in self.link_exclusions.iter().enumerate() {
+            if pattern.trim().is_empty() {
+                return Err(RequestError::new(
+                    format!("tracking_options.link_exclusions[{index}]"),
+                    "must not be empty",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

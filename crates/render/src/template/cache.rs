@@ -83,12 +83,13 @@ impl TemplateCache {
             return Ok(hit);
         }
         let name = key.template_id.as_ref().map_or("inline", |id| id.as_str());
-        let compiled = Arc::new(CompiledTemplate::compile(
-            name,
-            channel,
-            parts,
-            &self.limits,
-        )?);
+        let version = match (&key.template_id, key.revision) {
+            (Some(_), Revision::Version(version)) => Some(version),
+            _ => None,
+        };
+        let compiled = Arc::new(
+            CompiledTemplate::compile(name, channel, parts, &self.limits)?.with_version(version),
+        );
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= self.capacity && !entries.contains_key(key) {
             // Any victim will do: a template evicted while still in use is

@@ -144,6 +144,10 @@ pub(crate) fn base_environment(
     env.add_filter("default", default);
     env.add_filter("d", default);
     filters::register(&mut env);
+    env.add_filter(
+        super::links::TRACK_FILTER,
+        crate::finish::tracking::track_filter,
+    );
 
     env.set_formatter(format_value);
     env.set_auto_escape_callback(|name| {

@@ -6,6 +6,7 @@ mod env;
 pub mod escape;
 pub mod filters;
 mod folder;
+pub(crate) mod links;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use cache::{TemplateCache, TemplateKey};
 pub use env::{GLOBALS, TESTS, allowed_filters};
 pub use folder::{MANIFEST, TemplateFolder};
+pub use links::{CompileWarning, LinkSite, LinkTarget};
 
 /// The channel a message goes out on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -253,10 +255,16 @@ impl fmt::Display for TemplateError {
 #[derive(Debug)]
 pub struct CompiledTemplate {
     name: Arc<str>,
+    /// The stored version this was compiled from, if it has one: fixed
+    /// links are resolved against it.
+    version: Option<u32>,
     channel: Channel,
     missing_data: MissingData,
     max_output_bytes: usize,
     env: Environment<'static>,
+    links: Vec<LinkSite>,
+    warnings: Vec<CompileWarning>,
+    uses_unsubscribe_url: bool,
 }
 
 impl CompiledTemplate {
@@ -271,19 +279,84 @@ impl CompiledTemplate {
             .check_channel(channel)
             .map_err(|message| TemplateError::new(name, None, None, message))?;
         let mut env = env::base_environment(limits, parts.missing_data);
+        let mut scan = links::LinkScan::default();
+        let mut uses_unsubscribe_url = false;
         for (part, source) in parts.iter() {
-            env.add_template_owned(part.as_str(), source.to_owned())
-                .map_err(|error| {
-                    TemplateError::new(name, Some(part), error.line(), describe(&error))
-                })?;
+            let error = |line, message| TemplateError::new(name, Some(part), line, message);
+            let compile_error = |e: minijinja::Error| error(e.line(), describe(&e));
+            let variables = env
+                .template_from_str(source)
+                .map_err(compile_error)?
+                .undeclared_variables(false);
+            if let Some(reserved) = variables
+                .iter()
+                .find(|name| name.starts_with(links::RESERVED_PREFIX))
+                .map(String::as_str)
+                .or_else(|| {
+                    source
+                        .contains(links::TRACK_FILTER)
+                        .then_some(links::TRACK_FILTER)
+                })
+            {
+                return Err(error(
+                    None,
+                    format!("`{reserved}` is reserved for link tracking"),
+                ));
+            }
+            uses_unsubscribe_url |= variables.contains("unsubscribe_url");
+            let source = match part {
+                PartName::Html => scan.rewrite_html(source),
+                PartName::Text => scan.rewrite_text(source),
+                _ => source.to_owned(),
+            };
+            env.add_template_owned(part.as_str(), source)
+                .map_err(compile_error)?;
         }
         Ok(Self {
             name: Arc::from(name),
+            version: None,
             channel,
             missing_data: parts.missing_data,
             max_output_bytes: limits.max_output_bytes,
             env,
+            links: scan.sites,
+            warnings: scan.warnings,
+            uses_unsubscribe_url,
         })
+    }
+
+    /// Marks this as compiled from stored version `version`, so that its
+    /// fixed links are tracked by number rather than signed one by one.
+    pub fn with_version(mut self, version: Option<u32>) -> Self {
+        self.version = version;
+        self
+    }
+
+    pub fn version(&self) -> Option<u32> {
+        self.version
+    }
+
+    /// Every link site in the HTML and text parts; a site's index is its
+    /// number in tracked links and click tokens.
+    pub fn links(&self) -> &[LinkSite] {
+        &self.links
+    }
+
+    /// The URL of fixed link `index`, for resolving a click on it.
+    pub fn fixed_link(&self, index: u32) -> Option<&str> {
+        match &self.links.get(usize::try_from(index).ok()?)?.target {
+            LinkTarget::Fixed(url) => Some(url),
+            LinkTarget::Expression => None,
+        }
+    }
+
+    /// What compiling found that the author should know (untracked links).
+    pub fn warnings(&self) -> &[CompileWarning] {
+        &self.warnings
+    }
+
+    pub fn uses_unsubscribe_url(&self) -> bool {
+        self.uses_unsubscribe_url
     }
 
     pub fn name(&self) -> &str {
@@ -308,6 +381,34 @@ impl CompiledTemplate {
 
     pub(crate) fn part(&self, part: PartName) -> Option<minijinja::Template<'_, '_>> {
         self.env.get_template(part.as_str()).ok()
+    }
+}
+
+/// The environment for one-off values such as UTM parameters.
+fn value_environment() -> &'static Environment<'static> {
+    static ENV: std::sync::OnceLock<Environment<'static>> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| env::base_environment(&RenderLimits::default(), MissingData::Empty))
+}
+
+/// Checks that `source` compiles, for a value rendered later.
+pub(crate) fn check_syntax(source: &str) -> Result<(), String> {
+    value_environment()
+        .template_from_str(source)
+        .map(drop)
+        .map_err(|error| describe_at_line(&error))
+}
+
+/// Renders a one-off value (a UTM parameter) against `ctx`.
+pub(crate) fn render_value(source: &str, ctx: minijinja::Value) -> Result<String, String> {
+    value_environment()
+        .render_str(source, ctx)
+        .map_err(|error| describe_at_line(&error))
+}
+
+fn describe_at_line(error: &minijinja::Error) -> String {
+    match error.line() {
+        Some(line) => format!("line {line}: {}", describe(error)),
+        None => describe(error),
     }
 }
 

@@ -56,7 +56,7 @@ pub fn prepare(request: RenderRequest) -> PreparedRequest {
     let template = cache
         .get_or_compile(&key, request.channel_settings().channel(), &parts)
         .unwrap();
-    PreparedRequest::new(Arc::new(request), template).unwrap()
+    PreparedRequest::new(Arc::new(request), template, None).unwrap()
 }
 
 pub fn render_all(
