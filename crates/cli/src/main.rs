@@ -1,6 +1,7 @@
 //! `artifact`: the one binary of Artifact Pipeline.
 
 mod cmd;
+mod config;
 
 use std::process::ExitCode;
 

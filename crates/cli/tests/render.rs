@@ -13,8 +13,7 @@ fn render(request: &Path, templates: &Path, out: &str) -> Output {
 }
 
 fn render_with(request: &Path, profiles: &Path, templates: &Path, out: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_artifact"))
-        .arg("render")
+    artifact(&[("--config", &examples().join("artifact.toml"))], &[])
         .arg("--request")
         .arg(request)
         .arg("--profiles")
@@ -25,6 +24,32 @@ fn render_with(request: &Path, profiles: &Path, templates: &Path, out: &str) -> 
         .arg(out)
         .output()
         .unwrap()
+}
+
+/// `artifact render` with `args`, and only the `ARTIFACT_*` variables in
+/// `env`, whatever the test's own environment holds.
+fn artifact(args: &[(&str, &Path)], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_artifact"));
+    command.arg("render");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("ARTIFACT_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    for (flag, value) in args {
+        command.arg(flag).arg(value);
+    }
+    command
+}
+
+fn example_args(out: &Path) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("--request", examples().join("request.json")),
+        ("--profiles", examples().join("profiles.ndjson")),
+        ("--templates", examples().join("templates")),
+        ("--out", out.to_owned()),
+    ]
 }
 
 /// A temporary folder, removed when the test ends.
@@ -79,6 +104,73 @@ fn renders_the_example_into_files() {
         serde_json::from_slice(&std::fs::read(out.join("rcpt-ghost.json")).unwrap()).unwrap();
     assert_eq!(ghost["error"]["kind"], "profile_not_found");
     assert!(!out.join("rcpt-ghost.eml").exists());
+}
+
+#[test]
+fn tracks_links_with_the_configured_domain_and_environment_overrides() {
+    let out = Scratch::new("tracked");
+    let mut args = example_args(&out);
+    args.push(("--config", examples().join("artifact.toml")));
+    let args: Vec<(&str, &Path)> = args.iter().map(|(f, p)| (*f, p.as_path())).collect();
+    let output = artifact(&args, &[("ARTIFACT_TRACKING_DOMAIN", "click.shop.example")])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ada: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("rcpt-ada.json")).unwrap()).unwrap();
+    let email = &ada["email"];
+    let html = email["html"].as_str().unwrap();
+    assert!(
+        html.contains("href=\"https://click.shop.example/c/"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<img src=\"https://click.shop.example/o/"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("t.shop.example"),
+        "the environment wins over the file"
+    );
+    assert!(
+        email["headers"]["List-Unsubscribe"]
+            .as_str()
+            .unwrap()
+            .starts_with("<https://click.shop.example/u/")
+    );
+    assert!(email["links"].as_array().unwrap().len() > 20);
+    let eml = std::fs::read_to_string(out.join("rcpt-ada.eml")).unwrap();
+    assert!(eml.contains("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+}
+
+#[test]
+fn tracking_without_configuration_is_an_error_that_names_the_option() {
+    let out = Scratch::new("unconfigured");
+    let args = example_args(&out);
+    let args: Vec<(&str, &Path)> = args.iter().map(|(f, p)| (*f, p.as_path())).collect();
+    let output = artifact(&args, &[]).output().unwrap();
+    assert!(!output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: tracking_options.click_tracking: needs a tracking domain and signing keys \
+         in the renderer's configuration\n"
+    );
+    let bad = Scratch::new("bad-config");
+    let config = bad.join("artifact.toml");
+    std::fs::write(&config, "[tracking]\ndomain = \"t.example\"\nsecret = 1\n").unwrap();
+    let mut with_config = args.clone();
+    with_config.push(("--config", &config));
+    let output = artifact(&with_config, &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("artifact.toml") && stderr.contains("unknown field `secret`"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -9,11 +9,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use artifact_render::request::{ProfileId, TemplateId, TemplateRef};
-use artifact_render::template::{TemplateFolder, TemplateParts};
+use artifact_render::template::TemplateFolder;
 use artifact_render::{
     Artifact, Outcome, PreparedRequest, RenderRequest, RequestLimits, TemplateCache, TemplateKey,
 };
 use serde::Deserialize;
+
+use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,6 +31,10 @@ pub struct Args {
     /// Output folder for <recipient_id>.json (and .eml), or `-` for NDJSON on stdout.
     #[arg(long)]
     out: PathBuf,
+    /// The renderer's configuration file (tracking domain and keys); the
+    /// ARTIFACT_* environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Most recipients one request may carry.
     #[arg(long, default_value_t = RequestLimits::default().max_recipients)]
     max_recipients: usize,
@@ -36,6 +42,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
+    let config = Config::load(args.config.as_deref(), |name| std::env::var(name).ok())?;
     let limits = RequestLimits {
         max_recipients: args.max_recipients,
         ..RequestLimits::default()
@@ -46,18 +53,29 @@ pub fn run(args: &Args) -> Result<()> {
         .with_context(|| format!("invalid request {}", args.request.display()))?;
     let profiles = read_profiles(&args.profiles)?;
 
-    let (template_id, parts) = match request.channel_settings().template() {
-        TemplateRef::Inline(parts) => (None, parts.clone()),
+    let (template_id, folder) = match request.channel_settings().template() {
+        TemplateRef::Inline(parts) => (
+            None,
+            TemplateFolder {
+                parts: parts.clone(),
+                version: None,
+            },
+        ),
         TemplateRef::Stored { id, version } => (
             Some(id.clone()),
             load_template(&args.templates, id, *version)?,
         ),
     };
     let cache = TemplateCache::new(16, Default::default());
-    // Files may change under the same version, so they are cached by content.
-    let key = TemplateKey::new(request.company_id().clone(), template_id, None, &parts);
-    let template = cache.get_or_compile(&key, request.channel_settings().channel(), &parts)?;
-    let prepared = PreparedRequest::new(Arc::new(request), template, None)?;
+    let key = TemplateKey::new(
+        request.company_id().clone(),
+        template_id,
+        folder.version,
+        &folder.parts,
+    );
+    let template =
+        cache.get_or_compile(&key, request.channel_settings().channel(), &folder.parts)?;
+    let prepared = PreparedRequest::new(Arc::new(request), template, config.tracking)?;
 
     let mut sink = Sink::open(&args.out)?;
     let mut tally = Tally::default();
@@ -112,7 +130,7 @@ fn read_profiles(path: &Path) -> Result<HashMap<ProfileId, Arc<serde_json::Value
 
 /// Reads `<root>/<id>/`: one `<part>.jinja` file per part, and an optional
 /// `template.json` with the version and missing-data policy.
-fn load_template(root: &Path, id: &TemplateId, version: Option<u32>) -> Result<TemplateParts> {
+fn load_template(root: &Path, id: &TemplateId, version: Option<u32>) -> Result<TemplateFolder> {
     let dir = root.join(id.as_str());
     let entries = fs::read_dir(&dir)
         .with_context(|| format!("template {id:?} not found: cannot read {}", dir.display()))?;
@@ -138,7 +156,7 @@ fn load_template(root: &Path, id: &TemplateId, version: Option<u32>) -> Result<T
             dir.display()
         );
     }
-    Ok(folder.parts)
+    Ok(folder)
 }
 
 #[derive(Default)]
