@@ -13,7 +13,7 @@ mod fixtures;
 use std::sync::Arc;
 
 use artifact_render::template::{Channel, TemplateParts};
-use artifact_render::{CompiledTemplate, PreparedRequest, RenderLimits};
+use artifact_render::{CompiledTemplate, Outcome, PreparedRequest, RenderLimits};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use fixtures::{Fixture, template};
 use serde_json::json;
@@ -80,6 +80,55 @@ fn sms(c: &mut Criterion) {
     );
 }
 
+/// Tracking against no tracking, in one run: the newsletter (fixed links
+/// for navigation, banners and footer, per-item links for the cart and the
+/// recommendations) and a link-heavy email of 30 per-item links.
+fn tracking(c: &mut Criterion) {
+    let newsletter = template("spring_sale");
+    compare_tracking(c, "tracking_newsletter", newsletter);
+    let link_heavy = TemplateParts {
+        subject: Some("Picked for you, {{ profile.first_name }}".into()),
+        html: Some(LINK_HEAVY.into()),
+        ..Default::default()
+    };
+    compare_tracking(c, "tracking_link_heavy", link_heavy);
+}
+
+/// 30 links, every one built from event data.
+const LINK_HEAVY: &str = r#"<html><body><h1>Hi {{ profile.first_name }}</h1>
+{% for round in range(3) %}{% for product in event.recommendations[:10] %}
+<p><a href="{{ product.url }}?slot={{ round }}">{{ product.name }}</a> {{ product.price | currency }}</p>
+{% endfor %}{% endfor %}
+<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p></body></html>"#;
+
+fn compare_tracking(c: &mut Criterion, group: &str, parts: TemplateParts) {
+    let off = Fixture::new("tracked", Channel::Email, parts.clone());
+    let on = Fixture::with_tracking("tracked", Channel::Email, parts, fixtures::tracking_on());
+    let artifact = on.render_core(0);
+    let Outcome::Email(email) = &artifact.outcome else {
+        panic!("{artifact:?}");
+    };
+    eprintln!(
+        "{group}: {} link sites, {} tracked links, html {} bytes",
+        on.prepared.template().links().len(),
+        email.links.len(),
+        email.html.len()
+    );
+    let count = off.profiles.len();
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(1));
+    for (name, fixture) in [("off", &off), ("on", &on)] {
+        let mut next = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                next = (next + 1) % count;
+                fixture.render_core(next)
+            })
+        });
+    }
+    g.finish();
+}
+
 /// How long the sandbox takes to stop a 100k × 100k loop.
 fn runaway(c: &mut Criterion) {
     let parts = TemplateParts {
@@ -94,8 +143,9 @@ fn runaway(c: &mut Criterion) {
         CompiledTemplate::compile("runaway", Channel::Email, &parts, &RenderLimits::default())
             .unwrap();
     let prepared = PreparedRequest::new(
-        Arc::new(fixtures::request(
+        Arc::new(fixtures::tracked_request(
             json!({"channel": "email", "template": {"id": "runaway"}, "from_email": "news@shop.example"}),
+            json!({}),
         )),
         Arc::new(compiled), None)
     .unwrap();
@@ -113,5 +163,12 @@ fn runaway(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, newsletter, newsletter_generated_text, sms, runaway);
+criterion_group!(
+    benches,
+    newsletter,
+    newsletter_generated_text,
+    tracking,
+    sms,
+    runaway
+);
 criterion_main!(benches);

@@ -8,9 +8,10 @@
 //!     target/release/examples/render_loop core $n 2>&1 | grep refs; done
 //! ```
 //!
-//! Per recipient = (refs at 300 − refs at 100) / 200. Modes: `core`, `bare`
-//! (bare minijinja, converting the context per recipient) and `preconverted`
-//! (bare minijinja from contexts converted beforehand).
+//! Per recipient = (refs at 300 − refs at 100) / 200. Modes: `core`,
+//! `tracked` (the core with click and open tracking and UTM parameters on),
+//! `bare` (bare minijinja, converting the context per recipient) and
+//! `preconverted` (bare minijinja from contexts converted beforehand).
 
 #[path = "../benches/fixtures/mod.rs"]
 mod fixtures;
@@ -24,10 +25,18 @@ fn main() {
         args.next(),
         args.next().and_then(|n| n.parse::<usize>().ok()),
     ) else {
-        eprintln!("usage: render_loop core|bare|preconverted COUNT");
+        eprintln!("usage: render_loop core|tracked|bare|preconverted COUNT");
         std::process::exit(2);
     };
-    let fixture = Fixture::new("spring_sale", Channel::Email, template("spring_sale"));
+    let fixture = match mode.as_str() {
+        "tracked" => Fixture::with_tracking(
+            "spring_sale",
+            Channel::Email,
+            template("spring_sale"),
+            fixtures::tracking_on(),
+        ),
+        _ => Fixture::new("spring_sale", Channel::Email, template("spring_sale")),
+    };
     let profiles = fixture.profiles.len();
     let preconverted: Vec<_> = match mode.as_str() {
         "preconverted" => (0..profiles).map(|i| fixture.bare_context(i)).collect(),
@@ -37,7 +46,7 @@ fn main() {
     for i in 0..count {
         let profile = i % profiles;
         bytes += match mode.as_str() {
-            "core" => usize::from(fixture.render_core(profile).is_rendered()),
+            "core" | "tracked" => usize::from(fixture.render_core(profile).is_rendered()),
             "bare" => fixture.render_bare(profile).iter().map(String::len).sum(),
             "preconverted" => fixture
                 .render_bare_with(&preconverted[profile])

@@ -9,6 +9,8 @@ use super::{MissingData, PartName, TemplateParts};
 
 /// Name of the optional manifest beside the parts.
 pub const MANIFEST: &str = "template.json";
+/// The HTML part authored in MJML.
+pub const MJML: &str = "html.mjml";
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -16,6 +18,8 @@ struct Manifest {
     version: Option<u32>,
     #[serde(default)]
     missing_data: MissingData,
+    #[serde(default)]
+    inline_css: bool,
 }
 
 /// A bundle read from its folder, and the version its manifest declares.
@@ -34,6 +38,10 @@ impl TemplateFolder {
         let mut parts = TemplateParts::default();
         let mut manifest = Manifest::default();
         for (name, contents) in files {
+            if name == MJML {
+                parts.mjml = Some(contents.to_owned());
+                continue;
+            }
             if name == MANIFEST {
                 manifest = serde_json::from_str(contents)
                     .map_err(|error| format!("{MANIFEST}: {error}"))?;
@@ -45,12 +53,14 @@ impl TemplateFolder {
                 .ok_or_else(|| {
                     format!(
                         "unexpected file {name} (a template folder holds subject.jinja, \
-                         preheader.jinja, html.jinja, text.jinja, sms.jinja and {MANIFEST})"
+                         preheader.jinja, html.jinja or {MJML}, text.jinja, sms.jinja \
+                         and {MANIFEST})"
                     )
                 })?;
             parts.set(part, contents.to_owned());
         }
         parts.missing_data = manifest.missing_data;
+        parts.inline_css = manifest.inline_css;
         Ok(Self {
             parts,
             version: manifest.version,
@@ -73,6 +83,31 @@ mod tests {
         assert_eq!(folder.version, Some(3));
         assert_eq!(folder.parts.subject.as_deref(), Some("Hi"));
         assert_eq!(folder.parts.missing_data, MissingData::Skip);
+    }
+
+    #[test]
+    fn reads_an_mjml_part_and_the_inline_css_flag() {
+        let folder = TemplateFolder::from_files([
+            ("subject.jinja", "Hi"),
+            (MJML, "<mjml><mj-body></mj-body></mjml>"),
+            (MANIFEST, r#"{"inline_css": true}"#),
+        ])
+        .unwrap();
+        assert_eq!(
+            folder.parts.mjml.as_deref(),
+            Some("<mjml><mj-body></mj-body></mjml>")
+        );
+        assert!(folder.parts.inline_css);
+        assert_eq!(
+            folder.parts.check_channel(super::super::Channel::Email),
+            Ok(())
+        );
+        let mut both = folder.parts.clone();
+        both.html = Some("<p>x</p>".into());
+        assert_eq!(
+            both.check_channel(super::super::Channel::Email),
+            Err("give the HTML part as `html` or as `mjml`, not both".into())
+        );
     }
 
     #[test]

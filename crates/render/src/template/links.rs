@@ -10,6 +10,7 @@
 //! after it renders. Line breaks inside a rewritten span move inside the new
 //! tag, so every line keeps its number in errors.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -181,7 +182,13 @@ impl LinkScan {
             self.report_non_http(source, href.value.start, &url, &url);
             return None;
         }
-        Some(self.fixed_link(source, PartName::Html, href.value.clone(), url, href.quote))
+        Some(self.fixed_link(
+            source,
+            PartName::Html,
+            href.value.clone(),
+            url.into_owned(),
+            href.quote,
+        ))
     }
 
     fn fixed_link(
@@ -299,12 +306,17 @@ fn could_be_http(literal: &str) -> bool {
 
 /// The URL an href holds: entities decoded, and line breaks removed with
 /// the indentation around them (editors wrap long URLs that way).
-pub(crate) fn decode_href(raw: &str) -> String {
+pub(crate) fn decode_href(raw: &str) -> Cow<'_, str> {
     let decoded = html_escape::decode_html_entities(raw.trim());
-    decoded
-        .split('\n')
-        .map(|line| line.trim_matches([' ', '\t', '\r']))
-        .collect()
+    if !decoded.contains(['\n', '\r', '\t']) {
+        return decoded;
+    }
+    Cow::Owned(
+        decoded
+            .split('\n')
+            .map(|line| line.trim_matches([' ', '\t', '\r']))
+            .collect(),
+    )
 }
 
 /// `{{ unsubscribe_url }}` carries its own signed token: never tracked.

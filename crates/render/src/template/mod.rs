@@ -1,6 +1,7 @@
 //! Templates: bundles of Jinja parts per channel, compiled once into a
 //! sandboxed environment and cached.
 
+pub mod authoring;
 mod cache;
 mod env;
 pub mod escape;
@@ -132,6 +133,14 @@ pub struct TemplateParts {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sms: Option<String>,
+    /// The HTML part authored in MJML, compiled to HTML once, at template
+    /// compile time; instead of `html`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mjml: Option<String>,
+    /// Inline the `<style>` rules of the HTML part into `style` attributes,
+    /// at template compile time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inline_css: bool,
     #[serde(default)]
     pub missing_data: MissingData,
 }
@@ -170,9 +179,20 @@ impl TemplateParts {
         if let Some((part, _)) = self.iter().find(|(part, _)| !part.allowed_for(channel)) {
             return Err(format!("part `{part}` does not apply to channel {channel}"));
         }
+        if self.mjml.is_some() {
+            if channel != Channel::Email {
+                return Err(format!("part `mjml` does not apply to channel {channel}"));
+            }
+            if self.html.is_some() {
+                return Err("give the HTML part as `html` or as `mjml`, not both".into());
+            }
+        }
+        let has = |part: PartName| {
+            self.get(part).is_some() || (part == PartName::Html && self.mjml.is_some())
+        };
         match PartName::ALL
             .into_iter()
-            .find(|part| part.required_for(channel) && self.get(*part).is_none())
+            .find(|part| part.required_for(channel) && !has(*part))
         {
             Some(part) => Err(format!("channel {channel} needs a `{part}` part")),
             None => Ok(()),
@@ -281,7 +301,13 @@ impl CompiledTemplate {
         let mut env = env::base_environment(limits, parts.missing_data);
         let mut scan = links::LinkScan::default();
         let mut uses_unsubscribe_url = false;
-        for (part, source) in parts.iter() {
+        let html = authored_html(parts)
+            .map_err(|e| TemplateError::new(name, Some(PartName::Html), e.line, e.message))?;
+        let sources = PartName::ALL.into_iter().filter_map(|part| match part {
+            PartName::Html => html.as_deref().map(|source| (part, source)),
+            _ => parts.get(part).map(|source| (part, source)),
+        });
+        for (part, source) in sources {
             let error = |line, message| TemplateError::new(name, Some(part), line, message);
             let compile_error = |e: minijinja::Error| error(e.line(), describe(&e));
             let variables = env
@@ -382,6 +408,24 @@ impl CompiledTemplate {
     pub(crate) fn part(&self, part: PartName) -> Option<minijinja::Template<'_, '_>> {
         self.env.get_template(part.as_str()).ok()
     }
+}
+
+/// The HTML part as plain Jinja-HTML: compiled from MJML and with its CSS
+/// inlined, when the bundle asks for either.
+fn authored_html(
+    parts: &TemplateParts,
+) -> Result<Option<std::borrow::Cow<'_, str>>, authoring::AuthoringError> {
+    use std::borrow::Cow;
+    let html = match (&parts.mjml, &parts.html) {
+        (Some(mjml), _) => Cow::Owned(authoring::mjml_to_html(mjml)?),
+        (None, Some(html)) => Cow::Borrowed(html.as_str()),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(if parts.inline_css {
+        Cow::Owned(authoring::inline_css(&html)?)
+    } else {
+        html
+    }))
 }
 
 /// The environment for one-off values such as UTM parameters.

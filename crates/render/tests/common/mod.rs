@@ -5,16 +5,27 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use artifact_render::request::{ProfileId, TemplateRef};
-use artifact_render::template::{TemplateFolder, TemplateParts};
+use artifact_render::finish::tracking::{SigningKey, TrackingConfig};
+use artifact_render::request::{EmailAddress, ProfileId, TemplateRef};
+use artifact_render::template::TemplateFolder;
 use artifact_render::{Artifact, PreparedRequest, RenderRequest, TemplateCache, TemplateKey};
 
 pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
+/// The tracking configuration of `examples/artifact.toml`.
+pub fn example_tracking() -> Arc<TrackingConfig> {
+    let key = SigningKey {
+        id: "dev1".into(),
+        secret: b"development-only-secret-do-not-use-in-production".to_vec(),
+    };
+    let mailto = EmailAddress::parse("unsubscribe@shop.example").unwrap();
+    Arc::new(TrackingConfig::new("t.shop.example", vec![key], Some(mailto)).unwrap())
+}
+
 /// Reads `examples/templates/<id>/`.
-pub fn example_template(id: &str) -> TemplateParts {
+pub fn example_template(id: &str) -> TemplateFolder {
     let files: Vec<(String, String)> = std::fs::read_dir(examples().join("templates").join(id))
         .unwrap()
         .map(|entry| {
@@ -23,9 +34,7 @@ pub fn example_template(id: &str) -> TemplateParts {
             (name, std::fs::read_to_string(&path).unwrap())
         })
         .collect();
-    TemplateFolder::from_files(files.iter().map(|(n, c)| (n.as_str(), c.as_str())))
-        .unwrap()
-        .parts
+    TemplateFolder::from_files(files.iter().map(|(n, c)| (n.as_str(), c.as_str()))).unwrap()
 }
 
 pub fn example_profiles() -> HashMap<ProfileId, Arc<serde_json::Value>> {
@@ -45,18 +54,30 @@ pub fn example_request(file: &str) -> RenderRequest {
     RenderRequest::from_json(&bytes, &Default::default()).unwrap()
 }
 
-/// Compiles the request's template (stored ones from `examples/templates`).
+/// Compiles the request's template (stored ones from `examples/templates`)
+/// and binds it with the examples' tracking configuration.
 pub fn prepare(request: RenderRequest) -> PreparedRequest {
-    let (id, parts) = match request.channel_settings().template() {
-        TemplateRef::Inline(parts) => (None, parts.clone()),
+    let (id, folder) = match request.channel_settings().template() {
+        TemplateRef::Inline(parts) => (
+            None,
+            TemplateFolder {
+                parts: parts.clone(),
+                version: None,
+            },
+        ),
         TemplateRef::Stored { id, .. } => (Some(id.clone()), example_template(id.as_str())),
     };
     let cache = TemplateCache::new(4, Default::default());
-    let key = TemplateKey::new(request.company_id().clone(), id, None, &parts);
+    let key = TemplateKey::new(
+        request.company_id().clone(),
+        id,
+        folder.version,
+        &folder.parts,
+    );
     let template = cache
-        .get_or_compile(&key, request.channel_settings().channel(), &parts)
+        .get_or_compile(&key, request.channel_settings().channel(), &folder.parts)
         .unwrap();
-    PreparedRequest::new(Arc::new(request), template, None).unwrap()
+    PreparedRequest::new(Arc::new(request), template, Some(example_tracking())).unwrap()
 }
 
 pub fn render_all(

@@ -26,6 +26,7 @@
 pub mod token;
 pub mod url;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -76,8 +77,15 @@ impl TrackingConfig {
         self.unsubscribe_mailto.as_ref()
     }
 
+    /// `https://<domain>/<path>/`, with room for the token that follows.
     fn url(&self, path: &str) -> String {
-        format!("https://{}/{path}/", self.domain)
+        let mut url = String::with_capacity(self.domain.len() + 256);
+        url.push_str("https://");
+        url.push_str(&self.domain);
+        url.push('/');
+        url.push_str(path);
+        url.push('/');
+        url
     }
 
     /// Where a click token leads. Fixed links are looked up in the
@@ -250,7 +258,9 @@ pub(crate) struct MessageTracking {
     message_id: String,
     click_tracking: bool,
     open_tracking: bool,
-    utm: Vec<(String, String)>,
+    utm: url::QueryParams,
+    /// The UTM parameters as carried in template-links tokens.
+    utm_query: String,
     exclusions: Vec<String>,
     /// Fixed links are signed once per recipient when the template is a
     /// stored version a click can be resolved against.
@@ -286,13 +296,14 @@ pub(crate) struct MessageTrackingInput<'a> {
 impl MessageTracking {
     pub fn new(input: MessageTrackingInput<'_>) -> Self {
         let click_tracking = input.click_tracking && input.config.is_some();
+        let utm = url::QueryParams::new(&input.utm);
         let links = input
             .template
             .links()
             .iter()
             .map(|site| match &site.target {
                 LinkTarget::Fixed(url) => PlannedLink::Fixed {
-                    plain: Value::from(url::add_query_params(url, &input.utm).into_owned()),
+                    plain: Value::from(url::add_params(url, &utm).into_owned()),
                     tracked: click_tracking && !url::is_excluded(url, input.exclusions),
                     url: Arc::from(url.as_str()),
                 },
@@ -309,7 +320,8 @@ impl MessageTracking {
                 .version()
                 .map(|version| (input.template.name().to_owned(), version)),
             config: input.config,
-            utm: input.utm,
+            utm_query: url::encode_query(&input.utm),
+            utm,
             exclusions: input.exclusions.to_vec(),
             links,
         }
@@ -337,13 +349,12 @@ impl MessageTracking {
         let click_prefix = match &self.stored {
             Some((template_id, version)) if tracked && self.click_tracking => {
                 let mut prefix = config.url("c");
-                let utm = url::encode_query(&self.utm);
                 let claims = self.claims(
                     recipient_id,
                     ClaimKind::TemplateLinks {
                         template_id: template_id.as_str().into(),
                         template_version: *version,
-                        utm: utm.into(),
+                        utm: self.utm_query.as_str().into(),
                     },
                 );
                 config.signer.sign_into(&claims, &mut prefix);
@@ -509,14 +520,14 @@ impl RecipientTracking {
     }
 
     /// A link built by expressions, as rendered at site `index`.
-    fn expression(&self, index: usize, rendered: String) -> Value {
+    fn expression(&self, index: usize, rendered: &str) -> Value {
         let Some(PlannedLink::Expression { part }) = self.message.links.get(index) else {
-            return Value::from_safe_string(rendered);
+            return Value::from_safe_string(rendered.to_owned());
         };
         let url = if part.is_html() {
-            decode_href(&rendered)
+            decode_href(rendered)
         } else {
-            rendered.trim().to_owned()
+            Cow::Borrowed(rendered.trim())
         };
         if !url::is_http(&url) {
             let lower = url.to_ascii_lowercase();
@@ -529,14 +540,14 @@ impl RecipientTracking {
                     &lower[..lower.find(':').unwrap_or(0) + 1]
                 ));
             }
-            return Value::from_safe_string(rendered);
+            return Value::from_safe_string(rendered.to_owned());
         }
-        let destination = url::add_query_params(&url, &self.message.utm);
+        let destination = url::add_params(&url, &self.message.utm);
         if !self.tracks_clicks() || url::is_excluded(&url, &self.message.exclusions) {
             return Value::from(destination.into_owned());
         }
         let signed = self.sign_link(index, &destination);
-        self.record(index, Arc::from(url));
+        self.record(index, Arc::from(url.as_ref()));
         Value::from(signed)
     }
 }
@@ -568,7 +579,7 @@ impl fmt::Display for TrackedLink {
 
 /// The `__ap_track(n)` filter around a link built by expressions. Outside a
 /// tracked email render it gives the link back as it rendered.
-pub(crate) fn track_filter(state: &State, rendered: String, index: usize) -> Result<Value, Error> {
+pub(crate) fn track_filter(state: &State, rendered: &str, index: usize) -> Result<Value, Error> {
     let tracking = state.lookup(TRACKING_VAR);
     Ok(
         match tracking
@@ -576,7 +587,7 @@ pub(crate) fn track_filter(state: &State, rendered: String, index: usize) -> Res
             .and_then(|value| value.downcast_object_ref::<RecipientTracking>())
         {
             Some(tracking) => tracking.expression(index, rendered),
-            None => Value::from_safe_string(rendered),
+            None => Value::from_safe_string(rendered.to_owned()),
         },
     )
 }

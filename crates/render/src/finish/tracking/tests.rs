@@ -354,3 +354,76 @@ fn domains_must_be_host_names() {
         "t.shop.example:8443"
     );
 }
+
+fn authored(parts: TemplateParts) -> Arc<CompiledTemplate> {
+    Arc::new(
+        CompiledTemplate::compile("news", Channel::Email, &parts, &RenderLimits::default())
+            .unwrap()
+            .with_version(Some(7)),
+    )
+}
+
+/// Renders `template` with tracking on and resolves every click token.
+fn destinations(template: Arc<CompiledTemplate>) -> (String, Vec<String>) {
+    let artifact = render(request(all_on(), false), template.clone(), current());
+    let html = email(&artifact).html.clone();
+    let store = Store(template);
+    let resolved = tokens(&html, "c")
+        .iter()
+        .map(|token| current().resolve_click(token, &store).unwrap().destination)
+        .collect();
+    (html, resolved)
+}
+
+#[test]
+fn expression_hrefs_track_in_css_inlined_templates() {
+    let (html, resolved) = destinations(authored(TemplateParts {
+        subject: Some("Hi".into()),
+        html: Some(
+            "<html><head><style>.cta { color: #c0392b; }</style></head><body>\n\
+             <table>{% for item in event.cart %}<tr><td><a class=\"cta\" href=\"{{ item.url }}\">{{ item.name }}</a></td></tr>{% endfor %}</table>\n\
+             <a class=\"cta\" href=\"https://shop.example/sale\">Sale</a></body></html>"
+                .into(),
+        ),
+        inline_css: true,
+        ..Default::default()
+    }));
+    assert!(html.contains("color: #c0392b"), "{html}");
+    assert_eq!(
+        resolved,
+        [
+            "https://shop.example/p/1?c=red&utm_campaign=Spring%20sale&utm_source=newsletter",
+            "https://shop.example/sale?utm_campaign=Spring%20sale&utm_source=newsletter",
+        ]
+    );
+}
+
+#[test]
+fn expression_hrefs_track_in_mjml_templates() {
+    let (html, resolved) = destinations(authored(TemplateParts {
+        subject: Some("Hi".into()),
+        mjml: Some(
+            "<mjml><mj-body>\n\
+             {% for item in event.cart %}<mj-section><mj-column>\n\
+             <mj-text>{{ item.name }}</mj-text>\n\
+             <mj-button href=\"{{ item.url }}\">View</mj-button>\n\
+             </mj-column></mj-section>{% endfor %}\n\
+             <mj-section><mj-column><mj-button href=\"https://shop.example/sale\">Sale</mj-button></mj-column></mj-section>\n\
+             </mj-body></mjml>"
+                .into(),
+        ),
+        ..Default::default()
+    }));
+    assert!(html.contains("Sweater"), "{html}");
+    assert!(
+        html.contains("<img src=\"https://t.shop.example/o/"),
+        "pixel at the top: {html}"
+    );
+    assert_eq!(
+        resolved,
+        [
+            "https://shop.example/p/1?c=red&utm_campaign=Spring%20sale&utm_source=newsletter",
+            "https://shop.example/sale?utm_campaign=Spring%20sale&utm_source=newsletter",
+        ]
+    );
+}

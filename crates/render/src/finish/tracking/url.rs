@@ -53,6 +53,35 @@ fn encode_pair(out: &mut String, key: &str, value: &str) {
     out.extend(utf8_percent_encode(value, COMPONENT));
 }
 
+/// Parameters encoded once and added to many URLs: a message's UTM
+/// parameters are encoded when the request is prepared, not per link.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryParams {
+    /// The key as given, and the encoded `key=value` pair.
+    pairs: Vec<(String, String)>,
+}
+
+impl QueryParams {
+    /// Pairs with an empty key, and keys repeated within `params`, are
+    /// dropped; the first of a repeated key wins.
+    pub fn new(params: &[(String, String)]) -> Self {
+        let mut pairs: Vec<(String, String)> = Vec::with_capacity(params.len());
+        for (key, value) in params {
+            if key.is_empty() || pairs.iter().any(|(k, _)| k == key) {
+                continue;
+            }
+            let mut pair = String::new();
+            encode_pair(&mut pair, key, value);
+            pairs.push((key.clone(), pair));
+        }
+        Self { pairs }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
+
 /// Appends `params` (key, value pairs, already rendered) to the URL's query,
 /// before any `#fragment`.
 ///
@@ -63,40 +92,36 @@ fn encode_pair(out: &mut String, key: &str, value: &str) {
 /// their UTF-8 becomes `%XX` (space is `%20`). Returns `Borrowed` when nothing
 /// was added.
 pub fn add_query_params<'a>(url: &'a str, params: &[(String, String)]) -> Cow<'a, str> {
+    add_params(url, &QueryParams::new(params))
+}
+
+/// [`add_query_params`] with parameters encoded beforehand.
+pub fn add_params<'a>(url: &'a str, params: &QueryParams) -> Cow<'a, str> {
+    if params.is_empty() {
+        return Cow::Borrowed(url);
+    }
     let parts = split(url);
     let query = parts.query.unwrap_or("");
-    let wanted = |i: usize, key: &str| {
-        !key.is_empty() && !params[..i].iter().any(|(k, _)| k == key) && !query_has_key(query, key)
-    };
-    let Some(first) = params
+    let mut added = params
+        .pairs
         .iter()
-        .enumerate()
-        .position(|(i, (k, _))| wanted(i, k))
-    else {
+        .filter(|(key, _)| query.is_empty() || !query_has_key(query, key))
+        .peekable();
+    if added.peek().is_none() {
         return Cow::Borrowed(url);
-    };
-
-    let mut out = String::with_capacity(
-        url.len()
-            + 1
-            + params
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 2)
-                .sum::<usize>(),
-    );
+    }
+    let extra: usize = params.pairs.iter().map(|(_, pair)| pair.len() + 1).sum();
+    let mut out = String::with_capacity(url.len() + 1 + extra);
     out.push_str(parts.base);
     out.push('?');
     out.push_str(query);
     // A query that is empty or already ends in `&` needs no separator.
     let mut need_sep = !query.is_empty() && !query.ends_with('&');
-    for (i, (key, value)) in params.iter().enumerate().skip(first) {
-        if !wanted(i, key) {
-            continue;
-        }
+    for (_, pair) in added {
         if need_sep {
             out.push('&');
         }
-        encode_pair(&mut out, key, value);
+        out.push_str(pair);
         need_sep = true;
     }
     out.push_str(parts.fragment);
