@@ -3,8 +3,9 @@
 //! The template compiler has already found every link (see
 //! `template::links`); here each request decides, once, what each link
 //! becomes, and each recipient pays only for what is personal to them: one
-//! signature that covers all the template's fixed links, one for the pixel
-//! and unsubscribe URL, and one per link whose URL comes from data.
+//! signature that covers all the template's fixed links, one for the
+//! unsubscribe URL, one for the pixel, and one per link whose URL comes from
+//! data.
 //!
 //! What a token lets its holder do:
 //! - `/c/<links token>.<n>` (a fixed link of a stored template version):
@@ -498,7 +499,12 @@ impl RecipientTracking {
         self.record(index, url.clone());
         let signed = self.signed.as_ref()?;
         Some(Value::from(match &signed.click_prefix {
-            Some(prefix) => format!("{prefix}{index}"),
+            Some(prefix) => {
+                let mut link = String::with_capacity(prefix.len() + 4);
+                link.push_str(prefix);
+                link.push_str(itoa::Buffer::new().format(index));
+                link
+            }
             None => self.sign_link(index, plain.as_str().unwrap_or(url)),
         }))
     }
