@@ -498,7 +498,9 @@ impl RecipientTracking {
         }
         self.record(index, url.clone());
         let signed = self.signed.as_ref()?;
-        Some(Value::from(match &signed.click_prefix {
+        // A tracked URL is the validated domain and base64url: nothing in it
+        // needs escaping, so it is written as is.
+        Some(Value::from_safe_string(match &signed.click_prefix {
             Some(prefix) => {
                 let mut link = String::with_capacity(prefix.len() + 4);
                 link.push_str(prefix);
@@ -554,7 +556,7 @@ impl RecipientTracking {
         }
         let signed = self.sign_link(index, &destination);
         self.record(index, Arc::from(url.as_ref()));
-        Value::from(signed)
+        Value::from_safe_string(signed)
     }
 }
 
