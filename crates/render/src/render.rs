@@ -74,7 +74,7 @@ impl PreparedRequest {
         };
         let vars = RequestVars::new(&request);
         let options = request.tracking_options();
-        if tracking.is_none() && template.channel() == crate::template::Channel::Email {
+        if tracking.is_none() && channel == crate::template::Channel::Email {
             let needs = [
                 ("click_tracking", options.click_tracking),
                 ("open_tracking", options.open_tracking),

@@ -216,6 +216,41 @@ fn channel_settings_must_fit_their_channel() {
 }
 
 #[test]
+fn tracking_options_name_the_bad_parameter_or_pattern() {
+    let cases = [
+        (
+            json!({"utm": {"camp aign": "x"}}),
+            "tracking_options.utm.camp aign: a parameter name uses only letters, digits, `_`, `-` and `.`",
+        ),
+        (
+            json!({"utm": {"source": "a", "utm_source": "b"}}),
+            "tracking_options.utm.utm_source: adds the same parameter as tracking_options.utm.source (utm_source)",
+        ),
+        (
+            json!({"utm": {"campaign": "{{ message.message_name"}}),
+            "tracking_options.utm.campaign: line 1: unexpected end of input, expected end of variable block",
+        ),
+        (
+            json!({"link_exclusions": ["https://shop.example/*", " "]}),
+            "tracking_options.link_exclusions[1]: must not be empty",
+        ),
+    ];
+    for (options, expected) in cases {
+        let error = error_for(|r| r["tracking_options"] = options.clone());
+        assert_eq!(error.to_string(), expected, "{options}");
+    }
+    let mut request = valid();
+    request["tracking_options"] =
+        json!({"utm": {"campaign": "{{ message.message_name }}", "ref": "mail"}});
+    request["render_recipients"][0]["tracking_opt_out"] = json!(true);
+    let request = parse(&request).unwrap();
+    assert!(request.render_recipients()[0].tracking_opt_out);
+    assert!(!request.render_recipients()[1].tracking_opt_out);
+    assert_eq!(TrackingOptions::parameter_name("campaign"), "utm_campaign");
+    assert_eq!(TrackingOptions::parameter_name("ref"), "ref");
+}
+
+#[test]
 fn template_refs_are_stored_or_inline() {
     let error = error_for(|r| r["channel_settings"]["template"] = json!({"version": 2}));
     assert_eq!(error.path(), "channel_settings.template");

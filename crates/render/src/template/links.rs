@@ -243,10 +243,7 @@ impl LinkScan {
         if quiet {
             return;
         }
-        let message = match ["javascript:", "data:", "vbscript:"]
-            .iter()
-            .find(|scheme| lower.starts_with(**scheme))
-        {
+        let message = match script_scheme(url) {
             Some(scheme) => format!("`{scheme}` link `{}` left untouched", truncate(shown)),
             None => format!("link `{}` is not http(s), left untracked", truncate(shown)),
         };
@@ -293,6 +290,18 @@ fn truncate(url: &str) -> &str {
         Some((end, _)) => &url[..end],
         None => url,
     }
+}
+
+/// `javascript:`, `data:` or `vbscript:` when `url` has one of these schemes,
+/// which run or embed content instead of linking: never tracked, always
+/// reported.
+pub(crate) fn script_scheme(url: &str) -> Option<&'static str> {
+    ["javascript:", "data:", "vbscript:"]
+        .into_iter()
+        .find(|scheme| {
+            url.get(..scheme.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+        })
 }
 
 /// Whether a literal that an expression continues could still become an

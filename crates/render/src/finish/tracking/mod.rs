@@ -28,7 +28,6 @@ pub mod token;
 pub mod url;
 
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use minijinja::value::{Object, Value};
@@ -38,7 +37,7 @@ use serde::{Deserialize, Serialize};
 pub use token::{ClaimKind, Claims, Signer, SigningKey, TokenError};
 
 use crate::request::{EmailAddress, RenderRecipient};
-use crate::template::links::{LinkTarget, TRACKING_VAR, decode_href};
+use crate::template::links::{LinkTarget, TRACKING_VAR, decode_href, script_scheme};
 use crate::template::{CompiledTemplate, PartName};
 
 /// Where tracked links, pixels and unsubscribe URLs point, and the keys that
@@ -155,7 +154,10 @@ impl TrackingConfig {
 }
 
 fn check_domain(domain: &str) -> Result<(), String> {
-    let (host, port) = domain.rsplit_once(':').unwrap_or((domain, ""));
+    let (host, port) = match domain.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (domain, None),
+    };
     let host_ok = !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
@@ -167,8 +169,8 @@ fn check_domain(domain: &str) -> Result<(), String> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
-    let port_ok = port.is_empty() || port.parse::<u16>().is_ok_and(|p| p > 0);
-    if host_ok && port_ok && (port.is_empty() || domain.contains(':')) {
+    let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0));
+    if host_ok && port_ok {
         Ok(())
     } else {
         Err(format!(
@@ -538,14 +540,9 @@ impl RecipientTracking {
             Cow::Borrowed(rendered.trim())
         };
         if !url::is_http(&url) {
-            let lower = url.to_ascii_lowercase();
-            if ["javascript:", "data:", "vbscript:"]
-                .iter()
-                .any(|scheme| lower.starts_with(scheme))
-            {
+            if let Some(scheme) = script_scheme(&url) {
                 self.lock().warnings.push(format!(
-                    "link {index} rendered as a `{}` URL, left untouched",
-                    &lower[..lower.find(':').unwrap_or(0) + 1]
+                    "link {index} rendered as a `{scheme}` URL, left untouched"
                 ));
             }
             return Value::from_safe_string(rendered.to_owned());
@@ -576,12 +573,6 @@ impl Object for RecipientTracking {
             ),
             _ => None,
         }
-    }
-}
-
-impl fmt::Display for TrackedLink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.index, self.url)
     }
 }
 

@@ -336,6 +336,7 @@ fn domains_must_be_host_names() {
         "t..example",
         "-t.example",
         "t.example:0",
+        "t.example:",
     ] {
         let keys = vec![SigningKey {
             id: "k".into(),
