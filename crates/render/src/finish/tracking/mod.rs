@@ -15,7 +15,10 @@
 //!   so a holder can change `n` only to reach another link that the same
 //!   template version contains.
 //! - `/c/<link token>` (a link built from data, or any link of an inline
-//!   template): reach the one destination signed for that recipient.
+//!   template): reach the one destination signed for that recipient. A
+//!   destination that appears several times in one message (a product's
+//!   image, title and text-part line) is signed once, and the token names
+//!   the first link that led there.
 //! - `/o/<open token>`: record an open by that recipient.
 //! - `/u/<unsubscribe token>`: unsubscribe that recipient from that
 //!   message's list. Its own kind, so a pixel URL cannot unsubscribe.
@@ -400,6 +403,9 @@ pub(crate) struct RecipientTracking {
 struct Recorded {
     links: Vec<TrackedLink>,
     warnings: Vec<String>,
+    /// Each destination signed so far, with its tracked URL. Few per
+    /// message, so a linear search beats hashing.
+    signed_links: Vec<(Box<str>, Value)>,
 }
 
 impl RecipientTracking {
@@ -500,23 +506,31 @@ impl RecipientTracking {
         }
         self.record(index, url.clone());
         let signed = self.signed.as_ref()?;
+        let Some(prefix) = &signed.click_prefix else {
+            return Some(self.sign_link(index, plain.as_str().unwrap_or(url)));
+        };
+        let mut link = String::with_capacity(prefix.len() + 4);
+        link.push_str(prefix);
+        link.push_str(itoa::Buffer::new().format(index));
         // A tracked URL is the validated domain and base64url: nothing in it
         // needs escaping, so it is written as is.
-        Some(Value::from_safe_string(match &signed.click_prefix {
-            Some(prefix) => {
-                let mut link = String::with_capacity(prefix.len() + 4);
-                link.push_str(prefix);
-                link.push_str(itoa::Buffer::new().format(index));
-                link
-            }
-            None => self.sign_link(index, plain.as_str().unwrap_or(url)),
-        }))
+        Some(Value::from_safe_string(link))
     }
 
-    fn sign_link(&self, index: usize, destination: &str) -> String {
+    /// The tracked URL for `destination`, signed on its first use in this
+    /// render and reused after that.
+    fn sign_link(&self, index: usize, destination: &str) -> Value {
         let Some(config) = &self.message.config else {
-            return destination.to_owned();
+            return Value::from(destination);
         };
+        if let Some((_, signed)) = self
+            .lock()
+            .signed_links
+            .iter()
+            .find(|(signed, _)| **signed == *destination)
+        {
+            return signed.clone();
+        }
         let mut out = config.url("c");
         let claims = self.message.claims(
             &self.recipient_id,
@@ -526,7 +540,13 @@ impl RecipientTracking {
             },
         );
         config.signer.sign_into(&claims, &mut out);
-        out
+        // A tracked URL is the validated domain and base64url: nothing in it
+        // needs escaping.
+        let signed = Value::from_safe_string(out);
+        self.lock()
+            .signed_links
+            .push((destination.into(), signed.clone()));
+        signed
     }
 
     /// A link built by expressions, as rendered at site `index`.
@@ -551,9 +571,8 @@ impl RecipientTracking {
         if !self.tracks_clicks() || url::is_excluded(&url, &self.message.exclusions) {
             return Value::from(destination.into_owned());
         }
-        let signed = self.sign_link(index, &destination);
         self.record(index, Arc::from(url.as_ref()));
-        Value::from_safe_string(signed)
+        self.sign_link(index, &destination)
     }
 }
 

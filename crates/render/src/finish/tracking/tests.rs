@@ -239,6 +239,47 @@ fn inline_templates_sign_each_destination() {
 }
 
 #[test]
+fn a_destination_repeated_in_a_message_is_signed_once_for_its_first_link() {
+    let parts = TemplateParts {
+        subject: Some("Hi".into()),
+        html: Some(
+            "<body>{% for item in event.cart %}<a href=\"{{ item.url }}\"><img src=\"x.png\"></a>\n\
+             <a href=\"{{ item.url }}\">{{ item.name }}</a>{% endfor %}\n\
+             <a href=\"https://shop.example/other\">Other</a></body>"
+                .into(),
+        ),
+        text: Some("{% for item in event.cart %}{{ item.url }}{% endfor %}\n".into()),
+        ..Default::default()
+    };
+    let template = Arc::new(
+        CompiledTemplate::compile("news", Channel::Email, &parts, &RenderLimits::default())
+            .unwrap(),
+    );
+    let artifact = render(request(all_on(), false), template.clone(), current());
+    let email = email(&artifact);
+    let html_clicks = tokens(&email.html, "c");
+    let text_clicks = tokens(&email.text, "c");
+    assert_eq!(html_clicks.len(), 3, "{}", email.html);
+    assert_eq!(
+        html_clicks[0], html_clicks[1],
+        "same destination, same token"
+    );
+    assert_eq!(text_clicks, [html_clicks[0]], "the text part reuses it too");
+    assert_ne!(html_clicks[2], html_clicks[0]);
+    let click = current()
+        .resolve_click(text_clicks[0], &Store(template))
+        .unwrap();
+    assert_eq!(click.index, 0, "the token names the first link");
+    assert_eq!(
+        click.destination,
+        "https://shop.example/p/1?c=red&utm_campaign=Spring%20sale&utm_source=newsletter"
+    );
+    // Every site is still listed as tracked.
+    let indexes: Vec<u32> = email.links.iter().map(|link| link.index).collect();
+    assert_eq!(indexes.len(), 4, "{:?}", email.links);
+}
+
+#[test]
 fn bad_tokens_are_refused_with_a_reason() {
     let template = template(Some(7));
     let artifact = render(request(all_on(), false), template.clone(), current());
