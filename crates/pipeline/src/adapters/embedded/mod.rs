@@ -1,0 +1,207 @@
+//! The embedded adapter: every port on one SQLite file, for a single process
+//! with no external server, and nothing lost on restart.
+//!
+//! SQLite is the durable record. The queue's scheduling state (lanes,
+//! company turns, leases, retry delays) lives in memory and is rebuilt from
+//! the file at [`EmbeddedStore::open`]; see `queue.rs`.
+//!
+//! rusqlite blocks, so every call runs on tokio's blocking pool. Writes go
+//! through one connection behind a mutex (SQLite has one writer anyway);
+//! reads use a small pool of reader connections, which WAL lets run beside
+//! the writer, so a profile fetch never queues behind an artifact write.
+
+mod artifacts;
+mod events;
+mod profiles;
+mod queue;
+mod scheduler;
+mod schema;
+mod templates;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::Connection;
+use tokio::sync::Notify;
+
+use crate::{Error, PortResult};
+use scheduler::Scheduler;
+
+/// Idle reader connections kept open; more are opened under load and closed
+/// when they are returned to a full pool.
+const IDLE_READERS: usize = 4;
+
+/// How the embedded queue batches, retries and leases.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Recipients per batch: the unit that is leased, retried and counted.
+    pub batch_size: usize,
+    /// Deliveries of a batch before it is dead-lettered. A lease that
+    /// expires, or that the process dies holding, counts as a delivery.
+    pub max_attempts: u32,
+    /// Delay before the first retry of a failed batch; it doubles with each
+    /// attempt, up to five minutes.
+    pub retry_backoff: Duration,
+    /// How long a lease is held before its batch is delivered again.
+    pub lease_timeout: Duration,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            max_attempts: 5,
+            retry_backoff: Duration::from_secs(1),
+            lease_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Every port (queue, profiles, templates, artifacts, response and
+/// engagement events) on one SQLite file.
+///
+/// ```no_run
+/// # fn main() -> Result<(), artifact_pipeline::Error> {
+/// use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
+/// let store = EmbeddedStore::open("pipeline.db".as_ref(), EmbeddedOptions::default())?;
+/// let queue: std::sync::Arc<dyn artifact_pipeline::RequestQueue> = store.clone();
+/// # Ok(()) }
+/// ```
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+    /// Woken when batches become ready, for `lease` calls that wait.
+    ready: Notify,
+}
+
+/// What the blocking closures share.
+struct Inner {
+    db: Db,
+    queue: Mutex<Scheduler>,
+    options: EmbeddedOptions,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store at `path`, migrates its schema, and
+    /// queues again every batch that is neither done nor dead-lettered:
+    /// leases die with the process that held them. Blocks while it reads the
+    /// file; call it before serving.
+    pub fn open(path: &Path, options: EmbeddedOptions) -> Result<Arc<EmbeddedStore>, Error> {
+        if options.batch_size == 0 {
+            return Err(Error::Invalid("batch_size must be at least 1".into()));
+        }
+        if options.max_attempts == 0 {
+            return Err(Error::Invalid("max_attempts must be at least 1".into()));
+        }
+        if options.lease_timeout.is_zero() {
+            return Err(Error::Invalid(
+                "lease_timeout must be longer than zero".into(),
+            ));
+        }
+        let mut writer = schema::open_writer(path)?;
+        let scheduler = queue::restore(&mut writer)?;
+        let db = Db {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        };
+        Ok(Arc::new(EmbeddedStore {
+            inner: Arc::new(Inner {
+                db,
+                queue: Mutex::new(scheduler),
+                options,
+            }),
+            ready: Notify::new(),
+        }))
+    }
+
+    /// Runs `f` on the blocking pool.
+    async fn run<T, F>(&self, f: F) -> PortResult<T>
+    where
+        F: FnOnce(&Inner) -> PortResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| Error::backend("embedded store task", e))?
+    }
+}
+
+impl fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.inner.db.path)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn scheduler(&self) -> MutexGuard<'_, Scheduler> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The writer connection and the pool of readers.
+struct Db {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Db {
+    fn write<T>(&self, f: impl FnOnce(&mut Connection) -> PortResult<T>) -> PortResult<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut conn)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> PortResult<T>) -> PortResult<T> {
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => schema::open_reader(&self.path)?,
+        };
+        let result = f(&conn);
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < IDLE_READERS {
+            readers.push(conn);
+        }
+        result
+    }
+}
+
+/// Maps a failed store call to [`Error::Backend`], naming what was being done.
+trait OrBackend<T> {
+    fn or_backend(self, doing: &str) -> PortResult<T>;
+}
+
+impl<T, E> OrBackend<T> for Result<T, E>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn or_backend(self, doing: &str) -> PortResult<T> {
+        self.map_err(|e| Error::backend(doing, e))
+    }
+}
+
+/// Parses a timestamp column; they are written with `Timestamp`'s
+/// `Display`, RFC 3339 in UTC, which sorts and reads well in the file.
+fn parse_timestamp(text: &str, column: &str) -> PortResult<Timestamp> {
+    text.parse()
+        .map_err(|e| Error::backend(format!("reading column {column} {text:?}"), e))
+}
+
+/// An unsigned count or sequence as SQLite's signed integer, saturating:
+/// a cursor or limit past `i64::MAX` means "everything".
+fn to_sql_int(value: impl TryInto<i64>) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}

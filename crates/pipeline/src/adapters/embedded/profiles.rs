@@ -1,0 +1,115 @@
+//! The [`ProfileStore`] port: one row per (company, profile), the
+//! properties object as JSON text.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use artifact_render::request::{CompanyId, ProfileId};
+use async_trait::async_trait;
+use rusqlite::params;
+
+use super::{EmbeddedStore, OrBackend};
+use crate::{Error, PortResult, ProfileStore};
+
+#[async_trait]
+impl ProfileStore for EmbeddedStore {
+    async fn fetch(
+        &self,
+        company: &CompanyId,
+        ids: &[ProfileId],
+    ) -> PortResult<HashMap<ProfileId, Arc<serde_json::Value>>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let company = company.clone();
+        let ids = ids.to_vec();
+        self.run(move |inner| {
+            let doing = "fetching profiles";
+            // One query for the whole batch: the ids travel as one JSON
+            // array, so the statement is the same for any batch size.
+            let wanted = serde_json::to_string(&ids).or_backend(doing)?;
+            let by_name: HashMap<&str, &ProfileId> =
+                ids.iter().map(|id| (id.as_str(), id)).collect();
+            inner.db.read(|conn| {
+                let mut select = conn
+                    .prepare_cached(
+                        "SELECT profile_id, properties FROM profiles
+                         WHERE company_id = ?1
+                           AND profile_id IN (SELECT value FROM json_each(?2))",
+                    )
+                    .or_backend(doing)?;
+                let mut rows = select
+                    .query(params![company.as_str(), wanted])
+                    .or_backend(doing)?;
+                let mut found = HashMap::with_capacity(ids.len());
+                while let Some(row) = rows.next().or_backend(doing)? {
+                    let name: String = row.get(0).or_backend(doing)?;
+                    let Some(&id) = by_name.get(name.as_str()) else {
+                        continue;
+                    };
+                    let text: String = row.get(1).or_backend(doing)?;
+                    let properties: serde_json::Value = serde_json::from_str(&text)
+                        .map_err(|e| Error::backend(format!("reading profile {name:?}"), e))?;
+                    found.insert(id.clone(), Arc::new(properties));
+                }
+                Ok(found)
+            })
+        })
+        .await
+    }
+
+    async fn put(
+        &self,
+        company: &CompanyId,
+        profiles: Vec<(ProfileId, serde_json::Value)>,
+    ) -> PortResult<()> {
+        // Check everything first: a bad profile writes nothing.
+        let mut rows = Vec::with_capacity(profiles.len());
+        for (id, properties) in &profiles {
+            if !properties.is_object() {
+                return Err(Error::Invalid(format!(
+                    "profile {:?}: properties must be a JSON object, not {}",
+                    id.as_str(),
+                    json_kind(properties)
+                )));
+            }
+            let text = serde_json::to_string(properties).or_backend("serializing a profile")?;
+            rows.push((id.clone(), text));
+        }
+        let company = company.clone();
+        self.run(move |inner| {
+            let doing = "writing profiles";
+            inner.db.write(|conn| {
+                let tx = conn.transaction().or_backend(doing)?;
+                {
+                    let mut upsert = tx
+                        .prepare_cached(
+                            "INSERT INTO profiles (company_id, profile_id, properties)
+                             VALUES (?1, ?2, ?3)
+                             ON CONFLICT (company_id, profile_id)
+                             DO UPDATE SET properties = excluded.properties",
+                        )
+                        .or_backend(doing)?;
+                    for (id, text) in &rows {
+                        upsert
+                            .execute(params![company.as_str(), id.as_str(), text])
+                            .or_backend(doing)?;
+                    }
+                }
+                tx.commit().or_backend(doing)
+            })
+        })
+        .await
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}

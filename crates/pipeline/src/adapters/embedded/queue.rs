@@ -1,0 +1,733 @@
+//! The [`RequestQueue`] port. Every change is written to SQLite first, in
+//! one transaction, and then applied to the in-memory [`Scheduler`]; both
+//! happen under the scheduler's lock, so the two never disagree about a
+//! lease. A batch's attempt count is written when it is leased, so a batch
+//! that keeps killing the process is dead-lettered after `max_attempts`
+//! restarts instead of looping forever.
+//!
+//! A dead-lettered batch fails its request at once (state and error), but
+//! the request's other batches still render and count. `finished_at` is set
+//! when the last batch ends, whichever way: so exactly one answer per
+//! request carries a status with `finished_at` set, either
+//! `Completion::Finished` or the `Retry::DeadLettered` of its last batch.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use artifact_render::request::{CompanyId, Priority, RequestId};
+use artifact_render::{RenderRequest, RequestLimits};
+use async_trait::async_trait;
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::scheduler::{BatchId, RequestKey, Scheduler, StoredBatch};
+use super::{EmbeddedStore, Inner, OrBackend, parse_timestamp};
+use crate::{
+    Completion, Counts, DeadLetter, Error, LaneDepths, Lease, PortResult, RequestQueue,
+    RequestState, RequestStatus, Retry, Submitted,
+};
+
+/// The longest a failed batch waits for its retry.
+const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
+
+#[async_trait]
+impl RequestQueue for EmbeddedStore {
+    async fn submit(&self, request: Arc<RenderRequest>) -> PortResult<Submitted> {
+        let submitted = self.run(move |inner| inner.submit(request)).await?;
+        if matches!(submitted, Submitted::Accepted(_)) {
+            self.ready.notify_waiters();
+        }
+        Ok(submitted)
+    }
+
+    /// Not cancel-safe at one point: dropped while it is taking a batch
+    /// (inside the blocking call), the batch may be leased to nobody; it is
+    /// delivered again when the lease expires, as the next attempt.
+    async fn lease(&self, wait: Duration) -> PortResult<Option<Lease>> {
+        let deadline = Instant::now().checked_add(wait);
+        loop {
+            // Created before looking, so a submit between the look and the
+            // wait still wakes us.
+            let notified = self.ready.notified();
+            let next_wake = match self.run(Inner::try_lease).await? {
+                Leasing::Leased(lease) => return Ok(Some(lease)),
+                Leasing::Empty { next_wake } => next_wake,
+            };
+            let now = Instant::now();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                return Ok(None);
+            }
+            // A retry coming due or a lease expiring wakes nobody, so sleep
+            // no longer than the first of them; and no longer than a lease
+            // lasts, so a lease granted while we sleep is seen to expire.
+            let lease_granted_now = now.checked_add(self.inner.options.lease_timeout);
+            let wakes = [next_wake, deadline, lease_granted_now];
+            match wakes.into_iter().flatten().min() {
+                Some(until) => {
+                    let _ = tokio::time::timeout_at(until.into(), notified).await;
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    async fn complete(&self, lease: &Lease, counts: Counts) -> PortResult<Completion> {
+        let id = lease.id;
+        self.run(move |inner| inner.complete(id, counts)).await
+    }
+
+    async fn fail(&self, lease: &Lease, reason: &str) -> PortResult<Retry> {
+        let (id, reason) = (lease.id, reason.to_owned());
+        let retry = self.run(move |inner| inner.fail(id, &reason)).await?;
+        if matches!(retry, Retry::At(_)) {
+            // Waiting leases sleep until the earliest retry they knew of.
+            self.ready.notify_waiters();
+        }
+        Ok(retry)
+    }
+
+    async fn release(&self, lease: &Lease) -> PortResult<()> {
+        let id = lease.id;
+        if self.run(move |inner| inner.release(id)).await? {
+            self.ready.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn status(
+        &self,
+        company: &CompanyId,
+        request_id: &RequestId,
+    ) -> PortResult<Option<RequestStatus>> {
+        let key = (company.clone(), request_id.clone());
+        self.run(move |inner| inner.db.read(|conn| read_status(conn, &key)))
+            .await
+    }
+
+    async fn depths(&self) -> PortResult<LaneDepths> {
+        self.run(|inner| Ok(inner.scheduler().depths())).await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> PortResult<Vec<DeadLetter>> {
+        self.run(move |inner| inner.db.read(|conn| read_dead_letters(conn, limit)))
+            .await
+    }
+}
+
+/// What one look at the ready batches found.
+enum Leasing {
+    Leased(Lease),
+    /// Nothing ready; something will be by itself at `next_wake`.
+    Empty {
+        next_wake: Option<Instant>,
+    },
+}
+
+impl Inner {
+    fn submit(&self, request: Arc<RenderRequest>) -> PortResult<Submitted> {
+        let key = (request.company_id().clone(), request.request_id().clone());
+        let ranges = batch_ranges(request.render_recipients().len(), self.options.batch_size);
+        let json = serde_json::to_string(&*request).or_backend("serializing the request")?;
+        let metadata = serde_json::to_string(request.response_metadata())
+            .or_backend("serializing response_metadata")?;
+        let now = Timestamp::now();
+        // A request without recipients (only possible when it skipped
+        // validation) has nothing to wait for.
+        let (state, finished_at) = if ranges.is_empty() {
+            (RequestState::Done, Some(now))
+        } else {
+            (RequestState::Queued, None)
+        };
+        let doing = format!("submitting request {}/{}", key.0, key.1);
+        let inserted = self.db.write(|conn| {
+            let tx = conn.transaction().or_backend(&doing)?;
+            if let Some(existing) = read_status(&tx, &key)? {
+                return Ok(Err(existing));
+            }
+            tx.prepare_cached(
+                "INSERT INTO requests (company_id, request_id, priority, state, request,
+                     recipients, response_metadata, accepted_at, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    key.0.as_str(),
+                    key.1.as_str(),
+                    priority_name(request.priority()),
+                    state_name(state),
+                    json,
+                    request.render_recipients().len(),
+                    metadata,
+                    now.to_string(),
+                    finished_at.map(|at| at.to_string()),
+                ])
+            })
+            .or_backend(&doing)?;
+            let mut batches = Vec::with_capacity(ranges.len());
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO batches (company_id, request_id, range_start, range_end)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .or_backend(&doing)?;
+                for range in &ranges {
+                    let id = insert
+                        .insert(params![
+                            key.0.as_str(),
+                            key.1.as_str(),
+                            range.start,
+                            range.end
+                        ])
+                        .or_backend(&doing)?;
+                    batches.push((id, range.clone(), 0));
+                }
+            }
+            tx.commit().or_backend(&doing)?;
+            Ok(Ok(batches))
+        })?;
+        let batches = match inserted {
+            Ok(batches) => batches,
+            Err(existing) => return Ok(Submitted::Existing(existing)),
+        };
+        // Nothing can lease these before they are added, so adding them
+        // after the commit (and outside the write lock) is safe.
+        self.scheduler().add(&request, batches);
+        Ok(Submitted::Accepted(RequestStatus {
+            company_id: key.0,
+            request_id: key.1,
+            priority: request.priority(),
+            state,
+            recipients: request.render_recipients().len() as u64,
+            counts: Counts::default(),
+            response_metadata: request.response_metadata().clone(),
+            accepted_at: now,
+            started_at: None,
+            finished_at,
+            error: None,
+        }))
+    }
+
+    fn try_lease(&self) -> PortResult<Leasing> {
+        let mut scheduler = self.scheduler();
+        let now = Instant::now();
+        scheduler.sweep(now);
+        while let Some(id) = scheduler.pop() {
+            let Some(batch) = scheduler.batch(id) else {
+                continue;
+            };
+            let key = batch.key();
+            let (range, attempts) = (batch.range.clone(), batch.attempts);
+            if attempts >= self.options.max_attempts {
+                // Its earlier leases all died (expired, or the process
+                // stopped): rendering it is what kills them.
+                let why = if batch.expired {
+                    "its last lease expired while rendering it"
+                } else {
+                    "the process stopped while rendering it"
+                };
+                let reason = format!("gave up after {attempts} attempts ({why})");
+                let dead = DeadBatch {
+                    error: format!("batch {}..{}: {reason}", range.start, range.end),
+                    reason,
+                    last: scheduler.is_last(id),
+                    key: &key,
+                    id,
+                    range: range.clone(),
+                    attempts,
+                };
+                if let Err(error) = self.db.write(|conn| dead.write(conn)) {
+                    scheduler.unpop(id);
+                    return Err(error);
+                }
+                tracing::warn!(
+                    company = %key.0, request = %key.1, batch = ?range, attempts,
+                    "batch dead-lettered at lease"
+                );
+                scheduler.finish(None, id);
+                continue;
+            }
+            let leased = self.db.write(|conn| {
+                let doing = "recording a lease";
+                let tx = conn.transaction().or_backend(doing)?;
+                tx.prepare_cached("UPDATE batches SET attempts = ?2 WHERE id = ?1")
+                    .and_then(|mut update| update.execute(params![id, attempts + 1]))
+                    .or_backend(doing)?;
+                tx.prepare_cached(
+                    "UPDATE requests SET state = 'rendering', started_at = ?3
+                     WHERE company_id = ?1 AND request_id = ?2 AND state = 'queued'",
+                )
+                .and_then(|mut update| {
+                    update.execute(params![
+                        key.0.as_str(),
+                        key.1.as_str(),
+                        Timestamp::now().to_string()
+                    ])
+                })
+                .or_backend(doing)?;
+                tx.commit().or_backend(doing)
+            });
+            if let Err(error) = leased {
+                scheduler.unpop(id);
+                return Err(error);
+            }
+            let deadline = now.checked_add(self.options.lease_timeout);
+            if let Some(lease) = scheduler.grant(id, deadline) {
+                return Ok(Leasing::Leased(lease));
+            }
+        }
+        Ok(Leasing::Empty {
+            next_wake: scheduler.next_wake(),
+        })
+    }
+
+    fn complete(&self, lease: u64, counts: Counts) -> PortResult<Completion> {
+        let mut scheduler = self.scheduler();
+        scheduler.sweep(Instant::now());
+        let Some((id, batch)) = scheduler
+            .leased(lease)
+            .and_then(|id| Some((id, scheduler.batch(id)?)))
+        else {
+            return Ok(Completion::Stale);
+        };
+        let (key, range) = (batch.key(), batch.range.clone());
+        let total = counts
+            .rendered
+            .saturating_add(counts.skipped)
+            .saturating_add(counts.failed);
+        if total > range.len() as u64 {
+            return Err(Error::Invalid(format!(
+                "counts for batch {}..{} of request {}/{} add up to {total}, \
+                 more than its {} recipients",
+                range.start,
+                range.end,
+                key.0,
+                key.1,
+                range.len()
+            )));
+        }
+        let last = scheduler.is_last(id);
+        let doing = format!(
+            "completing batch {}..{} of request {}/{}",
+            range.start, range.end, key.0, key.1
+        );
+        let finished = self.db.write(|conn| {
+            let tx = conn.transaction().or_backend(&doing)?;
+            tx.prepare_cached("UPDATE batches SET state = 'done' WHERE id = ?1")
+                .and_then(|mut update| update.execute([id]))
+                .or_backend(&doing)?;
+            tx.prepare_cached(
+                "UPDATE requests
+                 SET rendered = rendered + ?3, skipped = skipped + ?4, failed = failed + ?5
+                 WHERE company_id = ?1 AND request_id = ?2",
+            )
+            .and_then(|mut update| {
+                update.execute(params![
+                    key.0.as_str(),
+                    key.1.as_str(),
+                    counts.rendered,
+                    counts.skipped,
+                    counts.failed
+                ])
+            })
+            .or_backend(&doing)?;
+            let mut status = None;
+            if last {
+                tx.prepare_cached(
+                    "UPDATE requests
+                     SET state = CASE state WHEN 'failed' THEN 'failed' ELSE 'done' END,
+                         finished_at = ?3
+                     WHERE company_id = ?1 AND request_id = ?2",
+                )
+                .and_then(|mut update| {
+                    update.execute(params![
+                        key.0.as_str(),
+                        key.1.as_str(),
+                        Timestamp::now().to_string()
+                    ])
+                })
+                .or_backend(&doing)?;
+                status = read_status(&tx, &key)?;
+            }
+            tx.commit().or_backend(&doing)?;
+            Ok(status)
+        })?;
+        scheduler.finish(Some(lease), id);
+        Ok(match finished {
+            Some(status) => Completion::Finished(status),
+            None => Completion::Pending,
+        })
+    }
+
+    fn fail(&self, lease: u64, reason: &str) -> PortResult<Retry> {
+        let mut scheduler = self.scheduler();
+        let now = Instant::now();
+        scheduler.sweep(now);
+        let Some((id, batch)) = scheduler
+            .leased(lease)
+            .and_then(|id| Some((id, scheduler.batch(id)?)))
+        else {
+            return Ok(Retry::Stale);
+        };
+        let attempts = batch.attempts;
+        if attempts < self.options.max_attempts {
+            let delay = backoff(self.options.retry_backoff, attempts);
+            scheduler.retry_at(lease, id, now.checked_add(delay).unwrap_or(now));
+            let at = Timestamp::now()
+                .checked_add(delay)
+                .unwrap_or(Timestamp::MAX);
+            return Ok(Retry::At(at));
+        }
+        let (key, range) = (batch.key(), batch.range.clone());
+        let dead = DeadBatch {
+            error: format!(
+                "batch {}..{} failed after {attempts} attempts: {reason}",
+                range.start, range.end
+            ),
+            reason: reason.to_owned(),
+            last: scheduler.is_last(id),
+            key: &key,
+            id,
+            range,
+            attempts,
+        };
+        let status = self.db.write(|conn| dead.write(conn))?;
+        scheduler.finish(Some(lease), id);
+        Ok(Retry::DeadLettered(status))
+    }
+
+    /// Returns whether a batch became ready.
+    fn release(&self, lease: u64) -> PortResult<bool> {
+        let mut scheduler = self.scheduler();
+        scheduler.sweep(Instant::now());
+        let Some(id) = scheduler.leased(lease) else {
+            return Ok(false);
+        };
+        self.db.write(|conn| {
+            conn.prepare_cached(
+                "UPDATE batches SET attempts = attempts - 1 WHERE id = ?1 AND attempts > 0",
+            )
+            .and_then(|mut update| update.execute([id]))
+            .or_backend("releasing a lease")
+        })?;
+        scheduler.release(lease, id);
+        Ok(true)
+    }
+}
+
+/// Rebuilds the scheduler from the file: every batch that is neither done
+/// nor dead is ready again, in submit order, with its attempts so far. A
+/// request that no longer parses (the request format changed incompatibly)
+/// has its batches dead-lettered rather than blocking the open.
+pub(super) fn restore(conn: &mut Connection) -> PortResult<Scheduler> {
+    let doing = "reading the queued batches";
+    let mut groups: Vec<(RequestKey, Vec<StoredBatch>)> = Vec::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    {
+        let mut select = conn
+            .prepare(
+                "SELECT id, company_id, request_id, range_start, range_end, attempts
+                 FROM batches WHERE state = 'ready' ORDER BY id",
+            )
+            .or_backend(doing)?;
+        let mut rows = select.query([]).or_backend(doing)?;
+        while let Some(row) = rows.next().or_backend(doing)? {
+            let company: String = row.get(1).or_backend(doing)?;
+            let request: String = row.get(2).or_backend(doing)?;
+            let batch = (
+                row.get(0).or_backend(doing)?,
+                row.get(3).or_backend(doing)?..row.get(4).or_backend(doing)?,
+                row.get(5).or_backend(doing)?,
+            );
+            let slot = match index.get(&(company.clone(), request.clone())) {
+                Some(&slot) => slot,
+                None => {
+                    let key = (
+                        parse_id(&company, CompanyId::parse)?,
+                        parse_id(&request, RequestId::parse)?,
+                    );
+                    groups.push((key, Vec::new()));
+                    index.insert((company, request), groups.len() - 1);
+                    groups.len() - 1
+                }
+            };
+            groups[slot].1.push(batch);
+        }
+    }
+    let mut scheduler = Scheduler::default();
+    let limits = RequestLimits {
+        max_recipients: usize::MAX,
+        ..RequestLimits::default()
+    };
+    for (key, batches) in groups {
+        let json: String = conn
+            .query_row(
+                "SELECT request FROM requests WHERE company_id = ?1 AND request_id = ?2",
+                params![key.0.as_str(), key.1.as_str()],
+                |row| row.get(0),
+            )
+            .or_backend(doing)?;
+        let parsed = serde_json::from_str::<RenderRequest>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|request| match request.validate(&limits) {
+                Ok(()) => Ok(request),
+                Err(e) => Err(e.to_string()),
+            });
+        match parsed {
+            Ok(request) => scheduler.add(&Arc::new(request), batches),
+            Err(why) => {
+                let reason = format!("the stored request no longer parses: {why}");
+                tracing::warn!(
+                    company = %key.0, request = %key.1, %reason,
+                    "dead-lettering a stored request"
+                );
+                let count = batches.len();
+                for (index, (id, range, attempts)) in batches.into_iter().enumerate() {
+                    let dead = DeadBatch {
+                        error: format!("batch {}..{}: {reason}", range.start, range.end),
+                        reason: reason.clone(),
+                        last: index + 1 == count,
+                        key: &key,
+                        id,
+                        range,
+                        attempts,
+                    };
+                    dead.write(conn)?;
+                }
+            }
+        }
+    }
+    Ok(scheduler)
+}
+
+fn parse_id<T>(value: &str, parse: fn(&str) -> Result<T, String>) -> PortResult<T> {
+    parse(value).map_err(|e| Error::backend(format!("reading stored id {value:?}"), e))
+}
+
+/// Consecutive ranges of at most `size` covering `0..count`.
+fn batch_ranges(count: usize, size: usize) -> Vec<Range<usize>> {
+    (0..count)
+        .step_by(size)
+        .map(|start| start..count.min(start + size))
+        .collect()
+}
+
+/// The wait before delivering a batch again after its `attempts`-th failed
+/// delivery: `base`, doubling each time, at most [`MAX_BACKOFF`].
+fn backoff(base: Duration, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(31);
+    base.saturating_mul(1 << doublings).min(MAX_BACKOFF)
+}
+
+/// A batch out of attempts, and what its dead letter and request say.
+struct DeadBatch<'a> {
+    key: &'a RequestKey,
+    id: BatchId,
+    range: Range<usize>,
+    attempts: u32,
+    /// Why, for the dead letter.
+    reason: String,
+    /// Why, for the request (the first error is kept).
+    error: String,
+    /// The request's last outstanding batch: the request ends with it.
+    last: bool,
+}
+
+impl DeadBatch<'_> {
+    /// In one transaction: dead-letters the batch and fails its request.
+    /// Returns the request's status.
+    fn write(&self, conn: &mut Connection) -> PortResult<RequestStatus> {
+        let doing = "dead-lettering a batch";
+        let (company, request) = (self.key.0.as_str(), self.key.1.as_str());
+        let now = Timestamp::now().to_string();
+        let tx = conn.transaction().or_backend(doing)?;
+        tx.prepare_cached("UPDATE batches SET state = 'dead' WHERE id = ?1")
+            .and_then(|mut update| update.execute([self.id]))
+            .or_backend(doing)?;
+        tx.prepare_cached(
+            "INSERT INTO dead_letters
+                 (company_id, request_id, range_start, range_end, attempts, reason, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                company,
+                request,
+                self.range.start,
+                self.range.end,
+                self.attempts,
+                self.reason,
+                now
+            ])
+        })
+        .or_backend(doing)?;
+        tx.prepare_cached(
+            "UPDATE requests
+             SET state = 'failed', error = COALESCE(error, ?3),
+                 finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END
+             WHERE company_id = ?1 AND request_id = ?2",
+        )
+        .and_then(|mut update| {
+            update.execute(params![company, request, self.error, now, self.last])
+        })
+        .or_backend(doing)?;
+        let status = read_status(&tx, self.key)?.ok_or_else(|| {
+            Error::backend(doing, format!("request {company}/{request} has no row"))
+        })?;
+        tx.commit().or_backend(doing)?;
+        Ok(status)
+    }
+}
+
+fn read_status(conn: &Connection, key: &RequestKey) -> PortResult<Option<RequestStatus>> {
+    let doing = "reading a request's status";
+    let raw = conn
+        .prepare_cached(
+            "SELECT priority, state, recipients, rendered, skipped, failed, response_metadata,
+                    accepted_at, started_at, finished_at, error
+             FROM requests WHERE company_id = ?1 AND request_id = ?2",
+        )
+        .and_then(|mut select| {
+            select
+                .query_row(params![key.0.as_str(), key.1.as_str()], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, u64>(2)?,
+                        Counts {
+                            rendered: row.get(3)?,
+                            skipped: row.get(4)?,
+                            failed: row.get(5)?,
+                        },
+                        row.get::<_, String>(6)?,
+                        row.get::<_, String>(7)?,
+                        row.get::<_, Option<String>>(8)?,
+                        row.get::<_, Option<String>>(9)?,
+                        row.get::<_, Option<String>>(10)?,
+                    ))
+                })
+                .optional()
+        })
+        .or_backend(doing)?;
+    let Some((priority, state, recipients, counts, metadata, accepted, started, finished, error)) =
+        raw
+    else {
+        return Ok(None);
+    };
+    let optional_timestamp =
+        |text: Option<String>, column| text.map(|text| parse_timestamp(&text, column)).transpose();
+    Ok(Some(RequestStatus {
+        company_id: key.0.clone(),
+        request_id: key.1.clone(),
+        priority: parse_priority(&priority)?,
+        state: parse_state(&state)?,
+        recipients,
+        counts,
+        response_metadata: serde_json::from_str(&metadata)
+            .or_backend("reading response_metadata")?,
+        accepted_at: parse_timestamp(&accepted, "accepted_at")?,
+        started_at: optional_timestamp(started, "started_at")?,
+        finished_at: optional_timestamp(finished, "finished_at")?,
+        error,
+    }))
+}
+
+fn read_dead_letters(conn: &Connection, limit: usize) -> PortResult<Vec<DeadLetter>> {
+    let doing = "reading dead letters";
+    let mut select = conn
+        .prepare_cached(
+            "SELECT company_id, request_id, range_start, range_end, attempts, reason, at
+             FROM dead_letters ORDER BY id DESC LIMIT ?1",
+        )
+        .or_backend(doing)?;
+    let rows = select
+        .query_map([super::to_sql_int(limit)], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, usize>(2)?..row.get::<_, usize>(3)?,
+                row.get::<_, u32>(4)?,
+                row.get::<_, String>(5)?,
+                row.get::<_, String>(6)?,
+            ))
+        })
+        .or_backend(doing)?;
+    let mut letters = Vec::new();
+    for row in rows {
+        let (company, request, recipients, attempts, reason, at) = row.or_backend(doing)?;
+        letters.push(DeadLetter {
+            company_id: parse_id(&company, CompanyId::parse)?,
+            request_id: parse_id(&request, RequestId::parse)?,
+            recipients,
+            attempts,
+            reason,
+            at: parse_timestamp(&at, "dead_letters.at")?,
+        });
+    }
+    Ok(letters)
+}
+
+fn priority_name(priority: Priority) -> &'static str {
+    match priority {
+        Priority::High => "high",
+        Priority::Normal => "normal",
+        Priority::Low => "low",
+    }
+}
+
+fn parse_priority(name: &str) -> PortResult<Priority> {
+    match name {
+        "high" => Ok(Priority::High),
+        "normal" => Ok(Priority::Normal),
+        "low" => Ok(Priority::Low),
+        other => Err(Error::backend(
+            "reading a request's priority",
+            format!("unknown priority {other:?}"),
+        )),
+    }
+}
+
+fn state_name(state: RequestState) -> &'static str {
+    match state {
+        RequestState::Queued => "queued",
+        RequestState::Rendering => "rendering",
+        RequestState::Done => "done",
+        RequestState::Failed => "failed",
+    }
+}
+
+fn parse_state(name: &str) -> PortResult<RequestState> {
+    match name {
+        "queued" => Ok(RequestState::Queued),
+        "rendering" => Ok(RequestState::Rendering),
+        "done" => Ok(RequestState::Done),
+        "failed" => Ok(RequestState::Failed),
+        other => Err(Error::backend(
+            "reading a request's state",
+            format!("unknown state {other:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn ranges_are_consecutive_and_bounded() {
+        assert_eq!(batch_ranges(5, 2), vec![0..2, 2..4, 4..5]);
+        assert_eq!(batch_ranges(4, 2), vec![0..2, 2..4]);
+        assert!(batch_ranges(0, 2).is_empty());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let base = Duration::from_secs(1);
+        assert_eq!(backoff(base, 1), base);
+        assert_eq!(backoff(base, 3), base * 4);
+        assert_eq!(backoff(base, 30), MAX_BACKOFF);
+        assert_eq!(backoff(base, u32::MAX), MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,279 @@
+//! Runs every port contract against a fresh store, then the embedded
+//! adapter's own promises: what survives closing and reopening the file.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use artifact_render::RenderRequest;
+use artifact_render::request::Priority;
+use tempfile::TempDir;
+
+use super::{EmbeddedOptions, EmbeddedStore};
+use crate::contract::{self, QUEUE_CONFIG, company, sample_request};
+use crate::{Completion, Counts, Error, RequestQueue, RequestState, Submitted};
+
+fn options() -> EmbeddedOptions {
+    EmbeddedOptions {
+        batch_size: QUEUE_CONFIG.batch_size,
+        max_attempts: QUEUE_CONFIG.max_attempts,
+        retry_backoff: QUEUE_CONFIG.retry_backoff,
+        lease_timeout: QUEUE_CONFIG.lease_timeout,
+    }
+}
+
+fn open(path: &Path) -> Arc<EmbeddedStore> {
+    EmbeddedStore::open(path, options()).expect("open store")
+}
+
+fn fresh() -> (TempDir, Arc<EmbeddedStore>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("pipeline.db"));
+    (dir, store)
+}
+
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod contract_tests {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (_dir, store) = fresh();
+                    contract::$name(&*store).await;
+                }
+            )*
+        }
+    };
+}
+
+contract_tests!(
+    queue_submit_is_idempotent,
+    queue_status_is_tenant_scoped,
+    queue_batches_cover_every_recipient_once,
+    queue_leases_high_before_normal_before_low,
+    queue_companies_take_turns_within_a_lane,
+    queue_complete_counts_once_and_finishes_once,
+    queue_stale_answers_change_nothing,
+    queue_expired_lease_is_delivered_again,
+    queue_fail_retries_then_dead_letters,
+    queue_dead_letter_fails_the_request_and_the_rest_still_counts,
+    queue_release_does_not_burn_an_attempt,
+    queue_lease_waits_and_wakes_on_submit,
+    queue_depths_count_unfinished_batches,
+    profiles_fetch_returns_only_existing_ids,
+    profiles_are_tenant_scoped,
+    profiles_put_rejects_non_objects,
+    templates_versions_increment,
+    templates_are_tenant_scoped,
+    artifacts_overwrite_on_redelivery,
+    artifacts_list_pages_by_recipient,
+    artifacts_are_tenant_scoped,
+    responses_list_in_order_per_company,
+    engagement_list_in_order_per_company,
+);
+
+fn rendered(count: usize) -> Counts {
+    Counts {
+        rendered: count as u64,
+        ..Counts::default()
+    }
+}
+
+#[tokio::test]
+async fn reopen_delivers_unfinished_batches_again_and_counts_exactly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pipeline.db");
+    let store = open(&path);
+    store
+        .submit(sample_request("acme", "req-1", Priority::Normal, 5))
+        .await
+        .expect("submit");
+    let done = store
+        .lease(Duration::ZERO)
+        .await
+        .expect("lease")
+        .expect("batch");
+    assert_eq!(done.recipients, 0..2);
+    store.complete(&done, rendered(2)).await.expect("complete");
+    let abandoned = store
+        .lease(Duration::ZERO)
+        .await
+        .expect("lease")
+        .expect("batch");
+    assert_eq!(abandoned.recipients, 2..4);
+    drop(store); // the process "dies" holding the lease
+
+    let store = open(&path);
+    let again = store
+        .submit(sample_request("acme", "req-1", Priority::Normal, 5))
+        .await
+        .expect("submit");
+    assert!(
+        matches!(again, Submitted::Existing(_)),
+        "idempotent across reopen"
+    );
+    let mut leases = Vec::new();
+    while let Some(lease) = store.lease(Duration::ZERO).await.expect("lease") {
+        leases.push(lease);
+    }
+    let delivered: Vec<_> = leases
+        .iter()
+        .map(|lease| (lease.recipients.clone(), lease.attempt))
+        .collect();
+    assert_eq!(
+        delivered,
+        [(2..4, 2), (4..5, 1)],
+        "completed batches are not delivered again"
+    );
+    let mut finished = None;
+    for lease in &leases {
+        if let Completion::Finished(status) = store
+            .complete(lease, rendered(lease.recipients.len()))
+            .await
+            .expect("complete")
+        {
+            finished = Some(status);
+        }
+    }
+    let status = finished.expect("the last batch finishes the request");
+    assert_eq!(status.state, RequestState::Done);
+    assert_eq!(status.counts, rendered(5));
+}
+
+#[tokio::test]
+async fn attempts_survive_reopen_so_a_batch_that_kills_the_process_is_dead_lettered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pipeline.db");
+    let mut store = open(&path);
+    store
+        .submit(sample_request("acme", "req-1", Priority::Normal, 1))
+        .await
+        .expect("submit");
+    for attempt in 1..=QUEUE_CONFIG.max_attempts {
+        let lease = store
+            .lease(Duration::ZERO)
+            .await
+            .expect("lease")
+            .expect("batch");
+        assert_eq!(lease.attempt, attempt);
+        drop(store);
+        store = open(&path);
+    }
+    assert!(store.lease(Duration::ZERO).await.expect("lease").is_none());
+    let status = store
+        .status(
+            &company("acme"),
+            &artifact_render::request::RequestId::parse("req-1").expect("id"),
+        )
+        .await
+        .expect("status")
+        .expect("exists");
+    assert_eq!(status.state, RequestState::Failed);
+    let letters = store.dead_letters(10).await.expect("dead letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        letters[0].reason,
+        "gave up after 2 attempts (the process stopped while rendering it)"
+    );
+}
+
+#[tokio::test]
+async fn a_release_before_the_process_stops_is_not_an_attempt() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pipeline.db");
+    let store = open(&path);
+    store
+        .submit(sample_request("acme", "req-1", Priority::Normal, 1))
+        .await
+        .expect("submit");
+    let lease = store
+        .lease(Duration::ZERO)
+        .await
+        .expect("lease")
+        .expect("batch");
+    store.release(&lease).await.expect("release");
+    drop(store);
+    let store = open(&path);
+    let lease = store
+        .lease(Duration::ZERO)
+        .await
+        .expect("lease")
+        .expect("batch");
+    assert_eq!(lease.attempt, 1);
+}
+
+#[tokio::test]
+async fn a_stored_request_that_no_longer_parses_is_dead_lettered_at_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pipeline.db");
+    let store = open(&path);
+    store
+        .submit(sample_request("acme", "req-1", Priority::Normal, 1))
+        .await
+        .expect("submit");
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("open file");
+    conn.execute("UPDATE requests SET request = '{\"unknown\": 1}'", [])
+        .expect("corrupt the request");
+    drop(conn);
+
+    let store = open(&path);
+    assert!(store.lease(Duration::ZERO).await.expect("lease").is_none());
+    let letters = store.dead_letters(10).await.expect("dead letters");
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0]
+            .reason
+            .starts_with("the stored request no longer parses"),
+        "{}",
+        letters[0].reason
+    );
+}
+
+#[tokio::test]
+async fn open_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pipeline.db");
+    let conn = rusqlite::Connection::open(&path).expect("open file");
+    conn.pragma_update(None, "user_version", 99)
+        .expect("set version");
+    drop(conn);
+    let error = EmbeddedStore::open(&path, options()).expect_err("newer schema");
+    assert!(
+        matches!(&error, Error::Invalid(message) if message.contains("schema version 99")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_without_recipients_is_done_at_once() {
+    // Validation refuses it, but the type can be deserialized without it.
+    let request: RenderRequest = serde_json::from_value(serde_json::json!({
+        "request_id": "empty", "company_id": "acme", "client_id": "flows", "message_id": "m1",
+        "send_time": "2026-11-26T09:00:00Z",
+        "channel_settings": {"channel": "sms", "from_number": "+15550100",
+            "template": {"inline": {"sms": "Hi"}}},
+        "render_recipients": []
+    }))
+    .expect("deserializes");
+    let (_dir, store) = fresh();
+    let submitted = store.submit(Arc::new(request)).await.expect("submit");
+    let Submitted::Accepted(status) = submitted else {
+        panic!("accepted");
+    };
+    assert_eq!(status.state, RequestState::Done);
+    assert!(status.finished_at.is_some());
+    assert!(store.lease(Duration::ZERO).await.expect("lease").is_none());
+}
+
+#[test]
+fn open_refuses_a_zero_batch_size() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = EmbeddedOptions {
+        batch_size: 0,
+        ..EmbeddedOptions::default()
+    };
+    let error = EmbeddedStore::open(&dir.path().join("pipeline.db"), options).expect_err("invalid");
+    assert!(error.to_string().contains("batch_size"), "{error}");
+}

@@ -1,0 +1,328 @@
+//! The worker: leases a batch, binds its request to the compiled template,
+//! fetches the batch's profiles in one call, renders every recipient, hands
+//! the artifacts to the sink, then records the batch and, when the request
+//! is finished, publishes its response event.
+//!
+//! A recipient whose render fails gets an error artifact; only a failure of
+//! the batch as a whole (a store down, a template missing) is retried.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use artifact_render::finish::tracking::TrackingConfig;
+use artifact_render::request::{CompanyId, ProfileId, TemplateId, TemplateRef};
+use artifact_render::{
+    Artifact, PrepareError, PreparedRequest, RenderLimits, RenderRequest, TemplateCache,
+    TemplateKey,
+};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::metrics::Metrics;
+use crate::ports::{
+    ArtifactSink, Completion, Counts, Lane, Lease, ProfileStore, RequestQueue, ResponseEvent,
+    ResponseSink, Retry, TemplateStore,
+};
+use crate::{Error, StoredTemplate};
+
+/// Why a request cannot be bound to its template.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareFailure {
+    /// The stored template (or that version of it) does not exist for the
+    /// request's company.
+    #[error("template {id:?}{} not found", version.map(|v| format!(" version {v}")).unwrap_or_default())]
+    TemplateNotFound {
+        id: TemplateId,
+        version: Option<u32>,
+    },
+    /// The template does not compile, or the request does not fit it.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error(transparent)]
+    Port(#[from] Error),
+}
+
+impl PrepareFailure {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PrepareFailure::Port(Error::Backend { .. }))
+    }
+}
+
+/// Binds requests to compiled templates: the template store behind a
+/// compile cache, and the renderer's tracking configuration. Shared by the
+/// workers and the preview endpoint.
+pub struct Renderer {
+    templates: Arc<dyn TemplateStore>,
+    cache: TemplateCache,
+    tracking: Option<Arc<TrackingConfig>>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("cached_templates", &self.cache.len())
+            .field("tracking", &self.tracking.is_some())
+            .finish()
+    }
+}
+
+impl Renderer {
+    /// `cache_capacity` compiled templates are kept; every key includes the
+    /// company, so tenants never share an entry.
+    pub fn new(
+        templates: Arc<dyn TemplateStore>,
+        tracking: Option<Arc<TrackingConfig>>,
+        cache_capacity: usize,
+        limits: RenderLimits,
+    ) -> Self {
+        Self {
+            templates,
+            cache: TemplateCache::new(cache_capacity, limits),
+            tracking,
+        }
+    }
+
+    pub fn tracking(&self) -> Option<&Arc<TrackingConfig>> {
+        self.tracking.as_ref()
+    }
+
+    pub fn limits(&self) -> &RenderLimits {
+        self.cache.limits()
+    }
+
+    /// The compiled form of a stored template version.
+    pub fn compile(
+        &self,
+        stored: &StoredTemplate,
+    ) -> Result<Arc<artifact_render::CompiledTemplate>, PrepareFailure> {
+        let key = TemplateKey::new(
+            stored.company_id.clone(),
+            Some(stored.template_id.clone()),
+            Some(stored.version),
+            &stored.parts,
+        );
+        self.cache
+            .get_or_compile(&key, stored.channel, &stored.parts)
+            .map_err(|e| PrepareFailure::Prepare(e.into()))
+    }
+
+    /// A stored template version (the latest when `version` is `None`),
+    /// compiled.
+    pub async fn stored(
+        &self,
+        company: &CompanyId,
+        id: &TemplateId,
+        version: Option<u32>,
+    ) -> Result<Arc<artifact_render::CompiledTemplate>, PrepareFailure> {
+        let stored = self
+            .templates
+            .get(company, id, version)
+            .await?
+            .ok_or_else(|| PrepareFailure::TemplateNotFound {
+                id: id.clone(),
+                version,
+            })?;
+        self.compile(&stored)
+    }
+
+    /// Binds `request` to its template, stored or inline.
+    pub async fn prepare(
+        &self,
+        request: Arc<RenderRequest>,
+    ) -> Result<PreparedRequest, PrepareFailure> {
+        let template = match request.channel_settings().template() {
+            TemplateRef::Stored { id, version } => {
+                self.stored(request.company_id(), id, *version).await?
+            }
+            TemplateRef::Inline(parts) => {
+                let key = TemplateKey::new(request.company_id().clone(), None, None, parts);
+                self.cache
+                    .get_or_compile(&key, request.channel_settings().channel(), parts)
+                    .map_err(|e| PrepareFailure::Prepare(e.into()))?
+            }
+        };
+        Ok(PreparedRequest::new(
+            request,
+            template,
+            self.tracking.clone(),
+        )?)
+    }
+}
+
+/// The ports a worker uses.
+#[derive(Clone)]
+pub struct WorkerPorts {
+    pub queue: Arc<dyn RequestQueue>,
+    pub profiles: Arc<dyn ProfileStore>,
+    pub sink: Arc<dyn ArtifactSink>,
+    pub responses: Arc<dyn ResponseSink>,
+}
+
+impl std::fmt::Debug for WorkerPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkerPorts")
+    }
+}
+
+/// How long a worker waits for work before checking for shutdown again.
+const LEASE_WAIT: Duration = Duration::from_millis(250);
+
+/// A pool of workers sharing one queue. Dropping the shutdown sender, or
+/// sending `true`, stops them after their current batch.
+#[derive(Debug)]
+pub struct WorkerPool {
+    tasks: JoinSet<()>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl WorkerPool {
+    /// Starts `count` workers on the current tokio runtime.
+    pub fn start(
+        count: usize,
+        ports: WorkerPorts,
+        renderer: Arc<Renderer>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (shutdown, stop) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for index in 0..count.max(1) {
+            let worker = Worker {
+                index,
+                ports: ports.clone(),
+                renderer: renderer.clone(),
+                metrics: metrics.clone(),
+            };
+            tasks.spawn(worker.run(stop.clone()));
+        }
+        Self { tasks, shutdown }
+    }
+
+    /// Stops leasing, lets every in-flight batch finish and be recorded,
+    /// then returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+struct Worker {
+    index: usize,
+    ports: WorkerPorts,
+    renderer: Arc<Renderer>,
+    metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    async fn run(self, stop: watch::Receiver<bool>) {
+        // `lease` is not raced against the stop signal: a lease dropped half
+        // way would strand its batch until the lease expires. It returns
+        // within LEASE_WAIT anyway.
+        while !*stop.borrow() {
+            match self.ports.queue.lease(LEASE_WAIT).await {
+                Ok(Some(lease)) => self.handle(lease).await,
+                Ok(None) => {}
+                Err(error) => {
+                    warn!(%error, worker = self.index, "cannot lease from the queue");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, lease: Lease) {
+        let started = Instant::now();
+        let request = &lease.request;
+        match self.render_batch(&lease).await {
+            Ok(counts) => {
+                self.metrics.batch_rendered(counts, started.elapsed());
+                match self.ports.queue.complete(&lease, counts).await {
+                    Ok(Completion::Finished(status)) => {
+                        self.metrics.request_finished(&status);
+                        self.publish(ResponseEvent::of(&status)).await;
+                    }
+                    Ok(Completion::Pending) => {}
+                    Ok(Completion::Stale) => warn!(
+                        request = %request.request_id(),
+                        company = %request.company_id(),
+                        "batch finished after its lease expired; its redelivery records it"
+                    ),
+                    Err(error) => warn!(
+                        %error,
+                        request = %request.request_id(),
+                        "cannot record a rendered batch; it will be delivered again"
+                    ),
+                }
+            }
+            Err(reason) => {
+                self.metrics.batch_failed();
+                warn!(
+                    reason = %reason,
+                    request = %request.request_id(),
+                    company = %request.company_id(),
+                    attempt = lease.attempt,
+                    "batch failed"
+                );
+                match self.ports.queue.fail(&lease, &reason).await {
+                    // Announced once, when the request's last batch ends.
+                    Ok(Retry::DeadLettered(status)) if status.finished_at.is_some() => {
+                        self.metrics.request_finished(&status);
+                        self.publish(ResponseEvent::of(&status)).await;
+                    }
+                    Ok(Retry::DeadLettered(_) | Retry::At(_) | Retry::Stale) => {}
+                    Err(error) => warn!(%error, "cannot record a failed batch"),
+                }
+            }
+        }
+    }
+
+    async fn publish(&self, event: ResponseEvent) {
+        let request_id = event.request_id.clone();
+        if let Err(error) = self.ports.responses.publish(event).await {
+            warn!(%error, request = %request_id, "cannot publish the response event");
+        } else {
+            info!(request = %request_id, "request finished");
+        }
+    }
+
+    /// Renders one batch and writes its artifacts; the error is the reason
+    /// recorded with the retry or the dead letter.
+    async fn render_batch(&self, lease: &Lease) -> Result<Counts, String> {
+        let prepared = self
+            .renderer
+            .prepare(lease.request.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let recipients = &lease.request.render_recipients()[lease.recipients.clone()];
+        let ids: Vec<ProfileId> = recipients.iter().map(|r| r.profile_id.clone()).collect();
+        let profiles = self
+            .ports
+            .profiles
+            .fetch(lease.request.company_id(), &ids)
+            .await
+            .map_err(|e| format!("cannot fetch profiles: {e}"))?;
+
+        let prepared = Arc::new(prepared);
+        let range = lease.recipients.clone();
+        let rendering = prepared.clone();
+        let artifacts: Vec<Artifact> = tokio::task::spawn_blocking(move || {
+            rendering.request().render_recipients()[range]
+                .iter()
+                .map(|recipient| rendering.render(recipient, profiles.get(&recipient.profile_id)))
+                .collect()
+        })
+        .await
+        .map_err(|e| format!("render task failed: {e}"))?;
+
+        self.ports
+            .sink
+            .write(Lane::Primary, &prepared, &artifacts)
+            .await
+            .map_err(|e| format!("cannot write artifacts: {e}"))?;
+        Ok(Counts::of(&artifacts))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,222 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use artifact_render::request::{Priority, ProfileId, TemplateId};
+use artifact_render::template::{Channel, TemplateParts};
+use serde_json::json;
+
+use super::*;
+use crate::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
+use crate::contract::{company, sample_request};
+use crate::{ArtifactStore, ProfileStore, RequestState, ResponseLog, TemplateStore};
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Arc<EmbeddedStore>,
+    pool: WorkerPool,
+}
+
+fn open(dir: &tempfile::TempDir) -> Arc<EmbeddedStore> {
+    EmbeddedStore::open(
+        &dir.path().join("db.sqlite"),
+        EmbeddedOptions {
+            batch_size: 3,
+            max_attempts: 2,
+            retry_backoff: Duration::from_millis(10),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Workers over a fresh store, reading profiles from the store itself or
+/// from `profiles`.
+fn start_with(profiles: Option<Arc<dyn ProfileStore>>) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let profiles = profiles.unwrap_or_else(|| store.clone());
+    let renderer = Arc::new(Renderer::new(store.clone(), None, 16, Default::default()));
+    let pool = WorkerPool::start(
+        2,
+        WorkerPorts {
+            queue: store.clone(),
+            profiles,
+            sink: store.clone(),
+            responses: store.clone(),
+        },
+        renderer,
+        Arc::new(Metrics::default()),
+    );
+    Harness {
+        _dir: dir,
+        store,
+        pool,
+    }
+}
+
+async fn wait_finished(
+    store: &EmbeddedStore,
+    company_name: &str,
+    id: &str,
+) -> crate::RequestStatus {
+    let request_id = artifact_render::request::RequestId::parse(id).unwrap();
+    for _ in 0..500 {
+        let status = store
+            .status(&company(company_name), &request_id)
+            .await
+            .unwrap()
+            .unwrap();
+        if status.finished_at.is_some() {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{id} never finished");
+}
+
+async fn put_profiles(store: &EmbeddedStore, company_name: &str, count: usize) {
+    let profiles = (0..count)
+        .map(|i| {
+            (
+                ProfileId::parse(&format!("p{i}")).unwrap(),
+                json!({"first_name": format!("Name{i}")}),
+            )
+        })
+        .collect();
+    ProfileStore::put(store, &company(company_name), profiles)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_renders_in_batches_and_announces_itself_once() {
+    let harness = start_with(None);
+    put_profiles(&harness.store, "acme", 9).await;
+    let request = sample_request("acme", "req-1", Priority::Normal, 10);
+    harness.store.submit(request).await.unwrap();
+    let status = wait_finished(&harness.store, "acme", "req-1").await;
+    assert_eq!(status.state, RequestState::Done);
+    // p9 has no profile: an error artifact, not a retry.
+    assert_eq!(
+        status.counts,
+        Counts {
+            rendered: 9,
+            skipped: 0,
+            failed: 1
+        }
+    );
+
+    let artifacts = ArtifactStore::list(
+        &*harness.store,
+        &company("acme"),
+        &status.request_id,
+        Lane::Primary,
+        None,
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(artifacts.len(), 10);
+    let sms = serde_json::to_value(&artifacts[0]).unwrap();
+    assert_eq!(sms["recipient_id"], "r0");
+    assert_eq!(sms["sms"]["body"], "Hi Name0");
+    let missing = serde_json::to_value(&artifacts[9]).unwrap();
+    assert_eq!(missing["error"]["kind"], "profile_not_found");
+
+    let events = ResponseLog::list(&*harness.store, &company("acme"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].1.response_metadata, json!({"trace": "req-1"}));
+    assert_eq!(events[0].1.counts, status.counts);
+    harness.pool.shutdown().await;
+}
+
+/// A profile store that is down.
+struct Down(AtomicUsize);
+
+#[async_trait::async_trait]
+impl ProfileStore for Down {
+    async fn fetch(
+        &self,
+        _company: &CompanyId,
+        _ids: &[ProfileId],
+    ) -> crate::PortResult<HashMap<ProfileId, Arc<serde_json::Value>>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(Error::backend("profile fetch", "connection refused"))
+    }
+
+    async fn put(
+        &self,
+        _company: &CompanyId,
+        _profiles: Vec<(ProfileId, serde_json::Value)>,
+    ) -> crate::PortResult<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_keeps_failing_is_retried_then_dead_lettered() {
+    let down = Arc::new(Down(AtomicUsize::new(0)));
+    let harness = start_with(Some(down.clone()));
+    let request = sample_request("acme", "req-down", Priority::High, 2);
+    harness.store.submit(request).await.unwrap();
+    let status = wait_finished(&harness.store, "acme", "req-down").await;
+    assert_eq!(status.state, RequestState::Failed);
+    let error = status.error.clone().unwrap();
+    assert!(error.contains("cannot fetch profiles"), "{error}");
+    assert!(error.contains("connection refused"), "{error}");
+    // max_attempts is 2: tried twice, then given up.
+    assert_eq!(down.0.load(Ordering::SeqCst), 2);
+    let dead = harness.store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 2);
+    let events = ResponseLog::list(&*harness.store, &company("acme"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1.state, RequestState::Failed);
+    harness.pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_templates_render_by_version_and_a_missing_one_is_named() {
+    let harness = start_with(None);
+    put_profiles(&harness.store, "acme", 1).await;
+    let id = TemplateId::parse("welcome").unwrap();
+    for body in ["v1 {{ profile.first_name }}", "v2 {{ profile.first_name }}"] {
+        let parts = TemplateParts {
+            sms: Some(body.into()),
+            ..Default::default()
+        };
+        TemplateStore::put(&*harness.store, &company("acme"), &id, Channel::Sms, parts)
+            .await
+            .unwrap();
+    }
+    let renderer = Renderer::new(harness.store.clone(), None, 16, Default::default());
+    let v1 = renderer
+        .stored(&company("acme"), &id, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(v1.version(), Some(1));
+    let latest = renderer.stored(&company("acme"), &id, None).await.unwrap();
+    assert_eq!(latest.version(), Some(2));
+    // Another company's template is as missing as one that never existed.
+    let foreign = renderer
+        .stored(&company("other"), &id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.to_string(), "template \"welcome\" not found");
+    assert!(!foreign.is_transient());
+    let missing = renderer
+        .stored(&company("acme"), &id, Some(7))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.to_string(),
+        "template \"welcome\" version 7 not found"
+    );
+    harness.pool.shutdown().await;
+}
