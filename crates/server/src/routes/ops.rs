@@ -1,0 +1,132 @@
+//! Operations: `/metrics` (Prometheus), `/healthz` (the process is alive),
+//! `/readyz` (the queue answers) and `/openapi.json`.
+
+use std::sync::OnceLock;
+
+use artifact_pipeline::LaneDepths;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tracing::warn;
+use utoipa::OpenApi;
+
+use crate::error::{ApiError, Problem, ProblemKind};
+use crate::extract::Shared;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LaneLabel {
+    lane: &'static str,
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// The pipeline's metrics and the queue depth per lane, in the OpenMetrics
+/// text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")),
+)]
+pub(crate) async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
+    // The registry only holds handles to the shared metrics, so building it
+    // per scrape is cheap, and it lets the queue depth be read at scrape
+    // time rather than kept up to date by a background task.
+    let mut registry = Registry::default();
+    state.metrics.register(&mut registry);
+    let depth = Family::<LaneLabel, Gauge>::default();
+    registry.register(
+        "artifact_queue_depth",
+        "Batches waiting in the queue, by priority lane",
+        depth.clone(),
+    );
+    match state.queue.depths().await {
+        Ok(LaneDepths { high, normal, low }) => {
+            for (lane, n) in [("high", high), ("normal", normal), ("low", low)] {
+                depth
+                    .get_or_create(&LaneLabel { lane })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+        Err(error) => warn!(%error, "cannot read the queue depth for /metrics"),
+    }
+    let mut body = String::new();
+    prometheus_client::encoding::text::encode(&mut body, &registry)
+        .map_err(|error| ApiError::internal("cannot encode the metrics", error))?;
+    Ok(text(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        body,
+    ))
+}
+
+/// Answers while the process runs.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "ok", content_type = "text/plain")),
+)]
+pub(crate) async fn healthz() -> Response {
+    text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
+}
+
+/// Ready when the queue answers: the API can accept requests.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "ready", content_type = "text/plain"),
+        (status = 503, description = "The queue does not answer", body = Problem,
+            content_type = "application/problem+json"),
+    ),
+)]
+pub(crate) async fn readyz(State(state): State<Shared>) -> Result<Response, ApiError> {
+    match state.queue.depths().await {
+        Ok(_) => Ok(text(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "ready\n".into(),
+        )),
+        Err(error) => Err(ApiError::new(
+            ProblemKind::Unavailable,
+            "the request queue does not answer; not ready",
+        )
+        .caused_by(error)),
+    }
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object)),
+)]
+pub(crate) async fn openapi() -> Response {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let document = DOCUMENT.get_or_init(|| {
+        crate::openapi::ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_else(|error| {
+                warn!(%error, "cannot serialize the OpenAPI document");
+                "{}".to_owned()
+            })
+    });
+    text(StatusCode::OK, "application/json", document.clone())
+}
