@@ -16,6 +16,19 @@
 //! Environment variables win over the file: `ARTIFACT_TRACKING_DOMAIN`,
 //! `ARTIFACT_TRACKING_KEYS` (`k2=secret,k1=older-secret`, the first signs)
 //! and `ARTIFACT_UNSUBSCRIBE_MAILTO`, so secrets need not sit in a file.
+//!
+//! `artifact serve` also reads a `[service]` section; its settings are
+//! flags of `serve` too, with their own environment variables (see
+//! `cmd/serve.rs`), and a flag or variable wins over the file.
+//!
+//! ```toml
+//! [service]
+//! listen = "127.0.0.1:8080"
+//! data_dir = "artifact-data"
+//! workers = 2
+//! sink = "store"             # or "outbox:DIR", "ndjson:FILE", "discard"
+//! batch_size = 500
+//! ```
 
 use std::path::Path;
 use std::sync::Arc;
@@ -34,6 +47,19 @@ pub const MAILTO_VAR: &str = "ARTIFACT_UNSUBSCRIBE_MAILTO";
 struct File {
     #[serde(default)]
     tracking: TrackingFile,
+    #[serde(default)]
+    service: ServiceSettings,
+}
+
+/// The `[service]` section: settings of `artifact serve`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    pub listen: Option<std::net::SocketAddr>,
+    pub data_dir: Option<std::path::PathBuf>,
+    pub workers: Option<usize>,
+    pub sink: Option<String>,
+    pub batch_size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +84,8 @@ pub struct Config {
     /// `None` when neither a domain nor keys are configured: emails are then
     /// rendered without tracking or unsubscribe links.
     pub tracking: Option<Arc<TrackingConfig>>,
+    /// The `[service]` section, as written in the file.
+    pub service: ServiceSettings,
 }
 
 impl Config {
@@ -84,6 +112,7 @@ impl Config {
         }
         Ok(Self {
             tracking: tracking_config(tracking)?,
+            service: file.service,
         })
     }
 }

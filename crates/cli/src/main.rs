@@ -2,7 +2,9 @@
 
 mod cmd;
 mod config;
+mod demo;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -22,12 +24,24 @@ struct Cli {
 enum Command {
     /// Render one request from files: a request, its profiles and templates.
     Render(cmd::render::Args),
+    /// Run the service: HTTP API, durable queue and workers on the embedded
+    /// store.
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Render(args) => cmd::render::run(&args),
+        Command::Serve(args) => cmd::serve::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,309 @@
+//! `artifact serve`: the whole service in one process on the embedded
+//! store: HTTP API, durable queue, workers, profile and template stores.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
+use artifact_pipeline::metrics::Metrics;
+use artifact_pipeline::sinks::{DiscardSink, NdjsonSink, OutboxSink};
+use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts};
+use artifact_pipeline::{ArtifactSink, ArtifactStore};
+use artifact_render::RenderLimits;
+use artifact_server::{ApiLimits, AppState};
+use tracing::info;
+
+use crate::config::{Config, ServiceSettings};
+use crate::demo;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration file: `[tracking]` and `[service]` sections.
+    #[arg(long, env = "ARTIFACT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the embedded database (and the default outbox) live
+    /// [default: artifact-data].
+    #[arg(long, env = "ARTIFACT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The address the HTTP API listens on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ARTIFACT_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Render workers [default: one per core].
+    #[arg(long, env = "ARTIFACT_WORKERS")]
+    workers: Option<usize>,
+    /// Where artifacts go: `store` (the embedded database, readable through
+    /// the API), `outbox:DIR` (.json and .eml files), `ndjson:FILE` or
+    /// `discard` [default: store].
+    #[arg(long, env = "ARTIFACT_SINK")]
+    sink: Option<String>,
+    /// Recipients per batch: the unit of leasing, retry and fairness
+    /// [default: 500].
+    #[arg(long, env = "ARTIFACT_BATCH_SIZE")]
+    batch_size: Option<usize>,
+    /// Seed a demo company (newsletter and SMS templates, 10,000 profiles)
+    /// and print a request to paste.
+    #[arg(long)]
+    demo: bool,
+}
+
+/// The settings after flags, environment and file are merged.
+#[derive(Debug)]
+struct Settings {
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    workers: usize,
+    sink: SinkSpec,
+    batch_size: usize,
+}
+
+#[derive(Debug, PartialEq)]
+enum SinkSpec {
+    Store,
+    Outbox(PathBuf),
+    Ndjson(PathBuf),
+    Discard,
+}
+
+impl SinkSpec {
+    fn parse(value: &str) -> Result<Self> {
+        let spec = match value.split_once(':') {
+            None if value == "store" => SinkSpec::Store,
+            None if value == "discard" => SinkSpec::Discard,
+            Some(("outbox", dir)) if !dir.is_empty() => SinkSpec::Outbox(dir.into()),
+            Some(("ndjson", file)) if !file.is_empty() => SinkSpec::Ndjson(file.into()),
+            _ => {
+                bail!("sink {value:?}: expected `store`, `outbox:DIR`, `ndjson:FILE` or `discard`")
+            }
+        };
+        Ok(spec)
+    }
+}
+
+impl Settings {
+    fn merge(args: &Args, file: &ServiceSettings) -> Result<Self> {
+        let workers = args
+            .workers
+            .or(file.workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        if workers == 0 {
+            bail!("workers: must be at least 1");
+        }
+        let batch_size = args.batch_size.or(file.batch_size).unwrap_or(500);
+        if batch_size == 0 {
+            bail!("batch_size: must be at least 1");
+        }
+        Ok(Self {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| "artifact-data".into()),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            workers,
+            sink: SinkSpec::parse(
+                args.sink
+                    .as_deref()
+                    .or(file.sink.as_deref())
+                    .unwrap_or("store"),
+            )?,
+            batch_size,
+        })
+    }
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let config = Config::load(args.config.as_deref(), |name| std::env::var(name).ok())?;
+    let settings = Settings::merge(args, &config.service)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve(settings, config, args.demo))
+}
+
+async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
+    if demo && config.tracking.is_none() {
+        bail!(
+            "the demo newsletter tracks its links, so --demo needs a tracking domain and keys: \
+             add --config examples/artifact.toml"
+        );
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+    let db = settings.data_dir.join("artifact.db");
+    let store = EmbeddedStore::open(
+        &db,
+        EmbeddedOptions {
+            batch_size: settings.batch_size,
+            ..EmbeddedOptions::default()
+        },
+    )
+    .with_context(|| format!("cannot open {}", db.display()))?;
+
+    let (sink, artifacts): (Arc<dyn ArtifactSink>, Option<Arc<dyn ArtifactStore>>) =
+        match &settings.sink {
+            SinkSpec::Store => (store.clone(), Some(store.clone())),
+            SinkSpec::Outbox(dir) => (Arc::new(OutboxSink::open(dir)?), None),
+            SinkSpec::Ndjson(file) => (Arc::new(NdjsonSink::open(file)?), None),
+            SinkSpec::Discard => (Arc::new(DiscardSink::default()), None),
+        };
+
+    let renderer = Arc::new(Renderer::new(
+        store.clone(),
+        config.tracking.clone(),
+        1024,
+        RenderLimits::default(),
+    ));
+    let metrics = Arc::new(Metrics::default());
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+
+    if demo {
+        let seeded = demo::seed(&*store, &settings.data_dir).await?;
+        print_demo(address, &seeded);
+    }
+
+    let pool = WorkerPool::start(
+        settings.workers,
+        WorkerPorts {
+            queue: store.clone(),
+            profiles: store.clone(),
+            sink,
+            responses: store.clone(),
+        },
+        renderer.clone(),
+        metrics.clone(),
+    );
+    let state = AppState {
+        queue: store.clone(),
+        profiles: store.clone(),
+        templates: store.clone(),
+        artifacts,
+        responses: store.clone(),
+        engagement: store.clone(),
+        renderer,
+        metrics,
+        limits: ApiLimits::default(),
+    };
+    info!(
+        %address,
+        workers = settings.workers,
+        sink = ?settings.sink,
+        data_dir = %settings.data_dir.display(),
+        "serving"
+    );
+    eprintln!("artifact serve: listening on http://{address}");
+    artifact_server::serve(listener, artifact_server::router(state), shutdown_signal()).await?;
+    info!("HTTP stopped; finishing in-flight batches");
+    pool.shutdown().await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+fn print_demo(address: SocketAddr, seeded: &demo::Seeded) {
+    let curl = |file: &Path| {
+        format!(
+            "curl -s -X POST http://{address}/v1/render-requests \\\n  -H 'content-type: application/json' --data-binary @{}",
+            file.display()
+        )
+    };
+    eprintln!(
+        "demo: company {:?} with templates {:?} and {} profiles",
+        demo::COMPANY,
+        seeded.templates,
+        seeded.profiles
+    );
+    eprintln!(
+        "\nSchedule the newsletter for 1,000 recipients:\n\n{}\n",
+        curl(&seeded.newsletter_request)
+    );
+    eprintln!(
+        "Then follow it:\n\ncurl -s 'http://{address}/v1/render-requests/{}?company_id={}'\n",
+        demo::NEWSLETTER_REQUEST_ID,
+        demo::COMPANY
+    );
+    eprintln!("The SMS request:\n\n{}\n", curl(&seeded.sms_request));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sinks_are_named_with_their_target() {
+        assert_eq!(SinkSpec::parse("store").unwrap(), SinkSpec::Store);
+        assert_eq!(SinkSpec::parse("discard").unwrap(), SinkSpec::Discard);
+        assert_eq!(
+            SinkSpec::parse("outbox:out/mail").unwrap(),
+            SinkSpec::Outbox("out/mail".into())
+        );
+        assert_eq!(
+            SinkSpec::parse("ndjson:a.ndjson").unwrap(),
+            SinkSpec::Ndjson("a.ndjson".into())
+        );
+        for bad in ["", "outbox:", "kafka:topic", "Store"] {
+            let error = SinkSpec::parse(bad).unwrap_err().to_string();
+            assert!(error.contains("expected `store`"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_zero_workers_is_refused() {
+        let file = ServiceSettings {
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            workers: Some(3),
+            sink: Some("discard".into()),
+            ..Default::default()
+        };
+        let args = Args {
+            config: None,
+            data_dir: None,
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            workers: None,
+            sink: None,
+            batch_size: None,
+            demo: false,
+        };
+        let settings = Settings::merge(&args, &file).unwrap();
+        assert_eq!(settings.listen.port(), 9100);
+        assert_eq!(settings.workers, 3);
+        assert_eq!(settings.sink, SinkSpec::Discard);
+        assert_eq!(settings.batch_size, 500);
+        assert_eq!(settings.data_dir, PathBuf::from("artifact-data"));
+
+        let zero = Args {
+            workers: Some(0),
+            ..args
+        };
+        let error = Settings::merge(&zero, &file).unwrap_err().to_string();
+        assert!(error.contains("workers"), "{error}");
+    }
+}

@@ -1,0 +1,250 @@
+//! `artifact serve` end to end: the real binary on a loopback port, with
+//! the demo data, killed with SIGKILL mid-render and started again.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// A running `artifact serve`, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    fn start(data_dir: &Path, args: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_artifact"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("ARTIFACT_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
+            .arg("serve")
+            .arg("--config")
+            .arg(examples().join("artifact.toml"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Forward the server's log, and pick the address out of it.
+        let (address_tx, address_rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(address) = line.split("listening on ").nth(1) {
+                    let _ = address_tx.send(address.trim().to_owned());
+                }
+                eprintln!("[serve] {line}");
+            }
+        });
+        let base = address_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server did not report its address");
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Server { child, base, agent }
+    }
+
+    fn post(&self, path: &str, body: &[u8]) -> (u16, Value) {
+        let response = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .send(body)
+            .unwrap();
+        (response.status().as_u16(), json_body(response))
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .unwrap();
+        (response.status().as_u16(), json_body(response))
+    }
+
+    fn status(&self, request_id: &str) -> Value {
+        let (code, status) = self.get(&format!("/v1/render-requests/{request_id}?company_id=demo"));
+        assert_eq!(code, 200, "{status}");
+        status
+    }
+
+    /// Waits until `done` holds for the status of `request_id`.
+    fn wait_for(&self, request_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let status = self.status(request_id);
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{request_id}: never {what}: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every recipient id with a stored artifact for `request_id`.
+    fn artifact_recipients(&self, request_id: &str) -> Vec<String> {
+        let mut recipients = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (code, page) =
+                self.get(&format!("/v1/artifacts/demo/{request_id}?limit=250{after}"));
+            assert_eq!(code, 200, "{page}");
+            let artifacts = page["artifacts"].as_array().unwrap();
+            if artifacts.is_empty() {
+                return recipients;
+            }
+            for artifact in artifacts {
+                recipients.push(artifact["recipient_id"].as_str().unwrap().to_owned());
+            }
+            after = format!("&after={}", recipients.last().unwrap());
+        }
+    }
+
+    fn kill(mut self) {
+        // SIGKILL: nothing gets to shut down cleanly.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// The body as JSON, `Null` when it is empty.
+fn json_body(mut response: ureq::http::Response<ureq::Body>) -> Value {
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(256 << 20)
+        .read_to_string()
+        .unwrap();
+    if text.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An SMS request for the demo company's seeded `sms` template.
+fn sms_request(id: &str, priority: &str, recipients: usize) -> Vec<u8> {
+    let recipients: Vec<Value> = (0..recipients)
+        .map(|n| {
+            json!({
+                "recipient_id": format!("r-{n:06}"),
+                "profile_id": format!("p-{:05}", n % 10_000),
+                "context": {"cart": [{"name": "Tote", "price": 24}], "subtotal": "24.00",
+                    "discount_code": "spring15", "expires_at": "2026-12-01T04:59:00Z"}
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({
+        "request_id": id, "company_id": "demo", "client_id": "flows", "message_id": id,
+        "priority": priority, "send_time": "2026-11-26T09:00:00Z",
+        "response_metadata": {"batch": id},
+        "channel_settings": {"channel": "sms", "from_number": "+15550100",
+            "template": {"id": "sms"}},
+        "render_recipients": recipients,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn every_accepted_recipient_renders_exactly_once_across_a_kill_9() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        data.path(),
+        &["--demo", "--batch-size", "50", "--workers", "2"],
+    );
+
+    let newsletter = std::fs::read(data.path().join("demo/newsletter-request.json")).unwrap();
+    let (code, accepted) = server.post("/v1/render-requests", &newsletter);
+    assert_eq!(code, 202, "{accepted}");
+    let bulk: Vec<String> = (0..4).map(|n| format!("bulk-{n}")).collect();
+    for id in &bulk {
+        let (code, body) = server.post("/v1/render-requests", &sms_request(id, "low", 5_000));
+        assert_eq!(code, 202, "{body}");
+    }
+
+    // Kill it while the first bulk request is part way through.
+    server.wait_for(&bulk[0], "started", |s| {
+        s["counts"]["rendered"].as_u64().unwrap_or(0) > 0
+    });
+    let last = server.status(&bulk[3]);
+    server.kill();
+    assert_ne!(last["state"], "done", "everything finished before the kill");
+
+    let server = Server::start(data.path(), &["--batch-size", "50"]);
+    let mut expected = vec![("demo-newsletter-1".to_owned(), 1_000)];
+    expected.extend(bulk.iter().map(|id| (id.clone(), 5_000)));
+    for (id, recipients) in &expected {
+        let status = server.wait_for(id, "done", |s| {
+            s["state"] != "queued" && s["state"] != "rendering"
+        });
+        assert_eq!(status["state"], "done", "{status}");
+        // Counted once per recipient: a batch rendered before the kill and
+        // again after it is recorded once.
+        assert_eq!(status["counts"]["rendered"], *recipients, "{status}");
+        assert_eq!(status["counts"]["failed"], 0, "{status}");
+        let mut stored = server.artifact_recipients(id);
+        let count = stored.len();
+        stored.dedup();
+        assert_eq!(stored.len(), count, "{id}: duplicated artifacts");
+        assert_eq!(count, *recipients, "{id}: artifacts lost");
+    }
+
+    // Resubmitting an accepted request id renders nothing new.
+    let (code, existing) = server.post("/v1/render-requests", &sms_request(&bulk[0], "low", 5_000));
+    assert_eq!(code, 200, "{existing}");
+    assert_eq!(existing["status"]["counts"]["rendered"], 5_000);
+}
+
+#[test]
+fn a_high_priority_request_overtakes_a_bulk_low_one() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        data.path(),
+        &["--demo", "--batch-size", "100", "--workers", "1"],
+    );
+    let (code, body) = server.post("/v1/render-requests", &sms_request("bulk", "low", 50_000));
+    assert_eq!(code, 202, "{body}");
+    server.wait_for("bulk", "started", |s| s["state"] == "rendering");
+
+    let (code, body) = server.post("/v1/render-requests", &sms_request("urgent", "high", 1));
+    assert_eq!(code, 202, "{body}");
+    server.wait_for("urgent", "done", |s| s["state"] == "done");
+    let bulk = server.status("bulk");
+    assert_eq!(
+        bulk["state"], "rendering",
+        "the bulk request finished first: {bulk}"
+    );
+    assert_eq!(
+        server.status("urgent")["response_metadata"],
+        json!({"batch": "urgent"})
+    );
+}
