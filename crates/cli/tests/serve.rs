@@ -123,6 +123,21 @@ impl Server {
         }
     }
 
+    /// SIGTERM, then waits for the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn kill(mut self) {
         // SIGKILL: nothing gets to shut down cleanly.
         self.child.kill().unwrap();
@@ -247,4 +262,27 @@ fn a_high_priority_request_overtakes_a_bulk_low_one() {
         server.status("urgent")["response_metadata"],
         json!({"batch": "urgent"})
     );
+}
+
+#[test]
+fn sigterm_finishes_in_flight_batches_and_a_restart_renders_the_rest() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--demo", "--batch-size", "200"]);
+    let (code, body) = server.post("/v1/render-requests", &sms_request("bulk", "low", 40_000));
+    assert_eq!(code, 202, "{body}");
+    server.wait_for("bulk", "started", |s| {
+        s["counts"]["rendered"].as_u64().unwrap_or(0) > 0
+    });
+    let exit = server.terminate();
+    assert!(exit.success(), "{exit:?}");
+
+    let server = Server::start(data.path(), &[]);
+    let before = server.status("bulk");
+    assert_ne!(
+        before["state"], "done",
+        "nothing was left for the restart: {before}"
+    );
+    let status = server.wait_for("bulk", "done", |s| s["state"] == "done");
+    assert_eq!(status["counts"]["rendered"], 40_000, "{status}");
+    assert_eq!(server.artifact_recipients("bulk").len(), 40_000);
 }

@@ -986,3 +986,92 @@ pub async fn engagement_list_in_order_per_company(log: &dyn EngagementLog) {
     let globex = log.list(&company("globex"), 0, 10).await.expect("list");
     assert_eq!(globex.len(), 1);
 }
+
+/// A finished request is unannounced until [`RequestQueue::announced`];
+/// unfinished ones never are, and `finished_before` bounds the list.
+pub async fn queue_unannounced_lists_finished_requests_until_announced(queue: &dyn RequestQueue) {
+    let request = sample_request("acme", "announce", Priority::Normal, 1);
+    queue.submit(request.clone()).await.expect("submit");
+    queue
+        .submit(sample_request("acme", "pending", Priority::Normal, 1))
+        .await
+        .expect("submit");
+    let far_future = Timestamp::now() + std::time::Duration::from_secs(3600);
+    assert!(
+        queue
+            .unannounced(far_future, 10)
+            .await
+            .expect("unannounced")
+            .is_empty(),
+        "nothing has finished yet"
+    );
+
+    // Lease until the `announce` batch comes up; leave `pending` leased.
+    let mut finished = None;
+    while finished.is_none() {
+        let lease = queue
+            .lease(std::time::Duration::from_secs(1))
+            .await
+            .expect("lease")
+            .expect("a batch is ready");
+        if lease.request.request_id() == request.request_id() {
+            finished = Some(
+                queue
+                    .complete(
+                        &lease,
+                        Counts {
+                            rendered: 1,
+                            ..Counts::default()
+                        },
+                    )
+                    .await
+                    .expect("complete"),
+            );
+        }
+    }
+    assert!(
+        matches!(finished, Some(Completion::Finished(_))),
+        "{finished:?}"
+    );
+
+    let listed = queue
+        .unannounced(far_future, 10)
+        .await
+        .expect("unannounced");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].request_id, *request.request_id());
+    assert_eq!(listed[0].state, RequestState::Done);
+    let long_ago = Timestamp::now() - std::time::Duration::from_secs(3600);
+    assert!(
+        queue
+            .unannounced(long_ago, 10)
+            .await
+            .expect("unannounced")
+            .is_empty()
+    );
+
+    // Announcing is scoped by company: another company's call changes nothing.
+    queue
+        .announced(&company("other"), request.request_id())
+        .await
+        .expect("announced");
+    assert_eq!(
+        queue
+            .unannounced(far_future, 10)
+            .await
+            .expect("unannounced")
+            .len(),
+        1
+    );
+    queue
+        .announced(request.company_id(), request.request_id())
+        .await
+        .expect("announced");
+    assert!(
+        queue
+            .unannounced(far_future, 10)
+            .await
+            .expect("unannounced")
+            .is_empty()
+    );
+}

@@ -204,6 +204,20 @@ pub trait RequestQueue: Send + Sync + 'static {
 
     /// The most recent dead letters, newest first.
     async fn dead_letters(&self, limit: usize) -> PortResult<Vec<DeadLetter>>;
+
+    /// Finished requests (done or failed) whose response event has not been
+    /// marked [announced](RequestQueue::announced), finished at or before
+    /// `finished_before`, oldest first. With `announced`, this makes
+    /// response events at least once: a crash between finishing a request
+    /// and publishing its event leaves it here for the next sweep.
+    async fn unannounced(
+        &self,
+        finished_before: Timestamp,
+        limit: usize,
+    ) -> PortResult<Vec<RequestStatus>>;
+
+    /// Records that the request's response event was published.
+    async fn announced(&self, company: &CompanyId, request_id: &RequestId) -> PortResult<()>;
 }
 
 /// Recipient profiles, always read and written within one company.

@@ -166,6 +166,61 @@ impl std::fmt::Debug for WorkerPorts {
     }
 }
 
+/// Publishes a finished request's response event and records that it did.
+/// A crash in between leaves the request unannounced, and
+/// [`announce_missed`] publishes it again: events are at least once.
+/// Returns whether the event was published.
+async fn publish(ports: &WorkerPorts, event: ResponseEvent) -> bool {
+    let (company, request) = (event.company_id.clone(), event.request_id.clone());
+    if let Err(error) = ports.responses.publish(event).await {
+        warn!(%error, %request, "cannot publish the response event; it is retried later");
+        return false;
+    }
+    info!(%request, %company, "request finished");
+    if let Err(error) = ports.queue.announced(&company, &request).await {
+        warn!(%error, %request, "cannot record the response event as published");
+    }
+    true
+}
+
+/// How long after finishing a request counts as not announced: its worker
+/// had that long to publish.
+const ANNOUNCE_GRACE: Duration = Duration::from_secs(60);
+
+/// Publishes the response events that were missed: those of requests
+/// finished before this pool started (a crash between finishing and
+/// publishing), then, periodically, any finished a while ago and still
+/// unannounced (a publish that failed, a batch dead-lettered at lease time).
+async fn announce_missed(ports: WorkerPorts, mut stop: watch::Receiver<bool>) {
+    let mut finished_before = jiff::Timestamp::now();
+    loop {
+        loop {
+            let missed = match ports.queue.unannounced(finished_before, 100).await {
+                Ok(missed) => missed,
+                Err(error) => {
+                    warn!(%error, "cannot list unannounced requests");
+                    break;
+                }
+            };
+            let full_page = missed.len() == 100;
+            let mut all_published = true;
+            for status in missed {
+                all_published &= publish(&ports, ResponseEvent::of(&status)).await;
+            }
+            // A failed publish stays unannounced: try it on the next round
+            // rather than spin on it now.
+            if !(full_page && all_published) {
+                break;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ANNOUNCE_GRACE / 4) => {}
+            _ = stop.changed() => return,
+        }
+        finished_before = jiff::Timestamp::now() - ANNOUNCE_GRACE;
+    }
+}
+
 /// How long a worker waits for work before checking for shutdown again.
 const LEASE_WAIT: Duration = Duration::from_millis(250);
 
@@ -187,6 +242,7 @@ impl WorkerPool {
     ) -> Self {
         let (shutdown, stop) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        tasks.spawn(announce_missed(ports.clone(), stop.clone()));
         for index in 0..count.max(1) {
             let worker = Worker {
                 index,
@@ -278,12 +334,7 @@ impl Worker {
     }
 
     async fn publish(&self, event: ResponseEvent) {
-        let request_id = event.request_id.clone();
-        if let Err(error) = self.ports.responses.publish(event).await {
-            warn!(%error, request = %request_id, "cannot publish the response event");
-        } else {
-            info!(request = %request_id, "request finished");
-        }
+        publish(&self.ports, event).await;
     }
 
     /// Renders one batch and writes its artifacts; the error is the reason

@@ -220,3 +220,53 @@ async fn stored_templates_render_by_version_and_a_missing_one_is_named() {
     );
     harness.pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_event_missed_by_a_crash_is_published_when_workers_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // A worker that finished the request and died before publishing.
+    store
+        .submit(sample_request("acme", "req-orphan", Priority::Normal, 2))
+        .await
+        .unwrap();
+    let lease = store.lease(Duration::from_secs(1)).await.unwrap().unwrap();
+    let counts = Counts {
+        rendered: 2,
+        ..Counts::default()
+    };
+    assert!(matches!(
+        store.complete(&lease, counts).await.unwrap(),
+        Completion::Finished(_)
+    ));
+    assert!(
+        ResponseLog::list(&*store, &company("acme"), 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let renderer = Arc::new(Renderer::new(store.clone(), None, 16, Default::default()));
+    let ports = WorkerPorts {
+        queue: store.clone(),
+        profiles: store.clone(),
+        sink: store.clone(),
+        responses: store.clone(),
+    };
+    let pool = WorkerPool::start(1, ports, renderer, Arc::new(Metrics::default()));
+    let mut events = Vec::new();
+    for _ in 0..200 {
+        events = ResponseLog::list(&*store, &company("acme"), 0, 10)
+            .await
+            .unwrap();
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].1.counts, counts);
+    let later = jiff::Timestamp::now() + Duration::from_secs(3600);
+    assert!(store.unannounced(later, 10).await.unwrap().is_empty());
+    pool.shutdown().await;
+}

@@ -195,6 +195,12 @@ where
 
 /// Parses a timestamp column; they are written with `Timestamp`'s
 /// `Display`, RFC 3339 in UTC, which sorts and reads well in the file.
+/// A timestamp as stored: RFC 3339 in UTC with exactly nine fractional
+/// digits, so that SQL compares and orders the text as it would the times.
+fn timestamp_text(at: Timestamp) -> String {
+    format!("{at:.9}")
+}
+
 fn parse_timestamp(text: &str, column: &str) -> PortResult<Timestamp> {
     text.parse()
         .map_err(|e| Error::backend(format!("reading column {column} {text:?}"), e))

@@ -23,7 +23,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::scheduler::{BatchId, RequestKey, Scheduler, StoredBatch};
-use super::{EmbeddedStore, Inner, OrBackend, parse_timestamp};
+use super::{EmbeddedStore, Inner, OrBackend, parse_timestamp, timestamp_text};
 use crate::{
     Completion, Counts, DeadLetter, Error, LaneDepths, Lease, PortResult, RequestQueue,
     RequestState, RequestStatus, Retry, Submitted,
@@ -114,6 +114,58 @@ impl RequestQueue for EmbeddedStore {
         self.run(move |inner| inner.db.read(|conn| read_dead_letters(conn, limit)))
             .await
     }
+
+    async fn unannounced(
+        &self,
+        finished_before: Timestamp,
+        limit: usize,
+    ) -> PortResult<Vec<RequestStatus>> {
+        self.run(move |inner| {
+            inner.db.read(|conn| {
+                let doing = "reading unannounced requests";
+                let mut select = conn
+                    .prepare_cached(
+                        "SELECT company_id, request_id FROM requests
+                         WHERE finished_at IS NOT NULL AND announced = 0 AND finished_at <= ?1
+                         ORDER BY finished_at LIMIT ?2",
+                    )
+                    .or_backend(doing)?;
+                let keys = select
+                    .query_map(
+                        params![timestamp_text(finished_before), super::to_sql_int(limit)],
+                        |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+                    )
+                    .or_backend(doing)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .or_backend(doing)?;
+                let mut statuses = Vec::with_capacity(keys.len());
+                for (company, request) in keys {
+                    let key = (
+                        parse_id(&company, CompanyId::parse)?,
+                        parse_id(&request, RequestId::parse)?,
+                    );
+                    statuses.extend(read_status(conn, &key)?);
+                }
+                Ok(statuses)
+            })
+        })
+        .await
+    }
+
+    async fn announced(&self, company: &CompanyId, request_id: &RequestId) -> PortResult<()> {
+        let key = (company.as_str().to_owned(), request_id.as_str().to_owned());
+        self.run(move |inner| {
+            inner.db.write(|conn| {
+                conn.prepare_cached(
+                    "UPDATE requests SET announced = 1 WHERE company_id = ?1 AND request_id = ?2",
+                )
+                .and_then(|mut update| update.execute(params![key.0, key.1]))
+                .or_backend("marking a request announced")?;
+                Ok(())
+            })
+        })
+        .await
+    }
 }
 
 /// What one look at the ready batches found.
@@ -160,8 +212,8 @@ impl Inner {
                     json,
                     request.render_recipients().len(),
                     metadata,
-                    now.to_string(),
-                    finished_at.map(|at| at.to_string()),
+                    timestamp_text(now),
+                    finished_at.map(timestamp_text),
                 ])
             })
             .or_backend(&doing)?;
@@ -263,7 +315,7 @@ impl Inner {
                     update.execute(params![
                         key.0.as_str(),
                         key.1.as_str(),
-                        Timestamp::now().to_string()
+                        timestamp_text(Timestamp::now())
                     ])
                 })
                 .or_backend(doing)?;
@@ -345,7 +397,7 @@ impl Inner {
                     update.execute(params![
                         key.0.as_str(),
                         key.1.as_str(),
-                        Timestamp::now().to_string()
+                        timestamp_text(Timestamp::now())
                     ])
                 })
                 .or_backend(&doing)?;
@@ -541,7 +593,7 @@ impl DeadBatch<'_> {
     fn write(&self, conn: &mut Connection) -> PortResult<RequestStatus> {
         let doing = "dead-lettering a batch";
         let (company, request) = (self.key.0.as_str(), self.key.1.as_str());
-        let now = Timestamp::now().to_string();
+        let now = timestamp_text(Timestamp::now());
         let tx = conn.transaction().or_backend(doing)?;
         tx.prepare_cached("UPDATE batches SET state = 'dead' WHERE id = ?1")
             .and_then(|mut update| update.execute([self.id]))

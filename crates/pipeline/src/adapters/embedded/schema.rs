@@ -36,8 +36,12 @@ CREATE TABLE requests (
     started_at TEXT,
     finished_at TEXT,
     error TEXT,
+    -- set once the response event of a finished request is published
+    announced INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (company_id, request_id)
 );
+CREATE INDEX requests_unannounced ON requests (finished_at)
+    WHERE finished_at IS NOT NULL AND announced = 0;
 
 -- Consecutive recipient ranges of a request. `attempts` is written when a
 -- batch is leased, so a batch that keeps killing the process runs out.

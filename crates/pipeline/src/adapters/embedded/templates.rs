@@ -46,7 +46,7 @@ impl TemplateStore for EmbeddedStore {
                         version,
                         channel.as_str(),
                         json,
-                        created_at.to_string()
+                        super::timestamp_text(created_at)
                     ],
                 )
                 .or_backend(&doing)?;

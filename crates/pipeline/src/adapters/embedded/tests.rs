@@ -61,6 +61,7 @@ contract_tests!(
     queue_release_does_not_burn_an_attempt,
     queue_lease_waits_and_wakes_on_submit,
     queue_depths_count_unfinished_batches,
+    queue_unannounced_lists_finished_requests_until_announced,
     profiles_fetch_returns_only_existing_ids,
     profiles_are_tenant_scoped,
     profiles_put_rejects_non_objects,
