@@ -9,6 +9,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Renders allocate and free many small values on several threads at once;
+// glibc's allocator contends and fragments under that load. Measured with
+// `scripts/measure_serve.py` (40 × 1,000 newsletters, discard sink): with
+// mimalloc 7% more renders per second and 42% less peak RSS.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "artifact",

@@ -49,6 +49,12 @@ pub struct EmbeddedOptions {
     pub retry_backoff: Duration,
     /// How long a lease is held before its batch is delivered again.
     pub lease_timeout: Duration,
+    /// How much request JSON is kept parsed in memory for the requests'
+    /// next batches; the rest of the queue stays in the file and is parsed
+    /// when its batches come up. Parsed, a request takes several times its
+    /// JSON size. A batch's siblings usually follow it in its lane, so
+    /// room for a few requests is enough.
+    pub parsed_requests_bytes: usize,
 }
 
 impl Default for EmbeddedOptions {
@@ -58,6 +64,7 @@ impl Default for EmbeddedOptions {
             max_attempts: 5,
             retry_backoff: Duration::from_secs(1),
             lease_timeout: Duration::from_secs(60),
+            parsed_requests_bytes: 32 << 20,
         }
     }
 }
@@ -82,6 +89,7 @@ pub struct EmbeddedStore {
 struct Inner {
     db: Db,
     queue: Mutex<Scheduler>,
+    requests: Mutex<queue::RecentRequests>,
     options: EmbeddedOptions,
 }
 
@@ -113,6 +121,7 @@ impl EmbeddedStore {
             inner: Arc::new(Inner {
                 db,
                 queue: Mutex::new(scheduler),
+                requests: Mutex::new(queue::RecentRequests::new(options.parsed_requests_bytes)),
                 options,
             }),
             ready: Notify::new(),
@@ -144,6 +153,10 @@ impl fmt::Debug for EmbeddedStore {
 impl Inner {
     fn scheduler(&self) -> MutexGuard<'_, Scheduler> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn requests(&self) -> MutexGuard<'_, queue::RecentRequests> {
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

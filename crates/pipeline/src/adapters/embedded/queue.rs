@@ -11,7 +11,6 @@
 //! request carries a status with `finished_at` set, either
 //! `Completion::Finished` or the `Retry::DeadLettered` of its last batch.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +21,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::scheduler::{BatchId, RequestKey, Scheduler, StoredBatch};
+use super::scheduler::{BatchId, Granted, RequestKey, Scheduler, StoredBatch};
 use super::{EmbeddedStore, Inner, OrBackend, parse_timestamp, timestamp_text};
 use crate::{
     Completion, Counts, DeadLetter, Error, LaneDepths, Lease, PortResult, RequestQueue,
@@ -168,6 +167,55 @@ impl RequestQueue for EmbeddedStore {
     }
 }
 
+/// The requests leased or submitted most recently, newest first, with the
+/// size of their JSON, up to `EmbeddedOptions::parsed_requests_bytes`; at
+/// least one is kept whatever its size.
+#[derive(Debug)]
+pub(super) struct RecentRequests {
+    requests: std::collections::VecDeque<(Arc<RenderRequest>, usize)>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl RecentRequests {
+    pub(super) fn new(budget: usize) -> Self {
+        Self {
+            requests: Default::default(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    fn get(&mut self, key: &RequestKey) -> Option<Arc<RenderRequest>> {
+        let at = self
+            .requests
+            .iter()
+            .position(|(r, _)| r.company_id() == &key.0 && r.request_id() == &key.1)?;
+        let entry = self.requests.remove(at)?;
+        let request = entry.0.clone();
+        self.requests.push_front(entry);
+        Some(request)
+    }
+
+    fn remember(&mut self, request: Arc<RenderRequest>, json_bytes: usize) {
+        self.requests.push_front((request, json_bytes));
+        self.bytes += json_bytes;
+        while self.bytes > self.budget && self.requests.len() > 1 {
+            if let Some((_, dropped)) = self.requests.pop_back() {
+                self.bytes -= dropped;
+            }
+        }
+    }
+}
+
+/// Why a leased batch's request could not be loaded.
+enum Unloadable {
+    /// The file could not be read: release the lease and report it.
+    Backend(Error),
+    /// The stored request no longer parses (its format changed).
+    Unparsable(String),
+}
+
 /// What one look at the ready batches found.
 enum Leasing {
     Leased(Lease),
@@ -182,6 +230,7 @@ impl Inner {
         let key = (request.company_id().clone(), request.request_id().clone());
         let ranges = batch_ranges(request.render_recipients().len(), self.options.batch_size);
         let json = serde_json::to_string(&*request).or_backend("serializing the request")?;
+        let json_len = json.len();
         let metadata = serde_json::to_string(request.response_metadata())
             .or_backend("serializing response_metadata")?;
         let now = Timestamp::now();
@@ -246,7 +295,8 @@ impl Inner {
         };
         // Nothing can lease these before they are added, so adding them
         // after the commit (and outside the write lock) is safe.
-        self.scheduler().add(&request, batches);
+        self.scheduler().add(&key, request.priority(), batches);
+        self.requests().remember(request.clone(), json_len);
         Ok(Submitted::Accepted(RequestStatus {
             company_id: key.0,
             request_id: key.1,
@@ -263,6 +313,38 @@ impl Inner {
     }
 
     fn try_lease(&self) -> PortResult<Leasing> {
+        loop {
+            let granted = match self.grant_next()? {
+                Ok(granted) => granted,
+                Err(next_wake) => return Ok(Leasing::Empty { next_wake }),
+            };
+            // Loaded outside the scheduler's lock: parsing a large request
+            // must not stall other workers' leases and completions.
+            match self.request(&granted.key) {
+                Ok(request) => {
+                    return Ok(Leasing::Leased(Lease {
+                        id: granted.lease,
+                        request,
+                        recipients: granted.range,
+                        attempt: granted.attempt,
+                    }));
+                }
+                Err(Unloadable::Backend(error)) => {
+                    self.release(granted.lease)?;
+                    return Err(error);
+                }
+                // Permanent: dead-letter this batch (its siblings follow
+                // as they come up) and look for other work.
+                Err(Unloadable::Unparsable(why)) => self.dead_letter_leased(
+                    granted.lease,
+                    &format!("the stored request no longer parses: {why}"),
+                )?,
+            }
+        }
+    }
+
+    /// Leases the next ready batch, or says when to look again.
+    fn grant_next(&self) -> PortResult<Result<Granted, Option<Instant>>> {
         let mut scheduler = self.scheduler();
         let now = Instant::now();
         scheduler.sweep(now);
@@ -270,7 +352,7 @@ impl Inner {
             let Some(batch) = scheduler.batch(id) else {
                 continue;
             };
-            let key = batch.key();
+            let key = batch.key.clone();
             let (range, attempts) = (batch.range.clone(), batch.attempts);
             if attempts >= self.options.max_attempts {
                 // Its earlier leases all died (expired, or the process
@@ -326,13 +408,69 @@ impl Inner {
                 return Err(error);
             }
             let deadline = now.checked_add(self.options.lease_timeout);
-            if let Some(lease) = scheduler.grant(id, deadline) {
-                return Ok(Leasing::Leased(lease));
+            if let Some(granted) = scheduler.grant(id, deadline) {
+                return Ok(Ok(granted));
             }
         }
-        Ok(Leasing::Empty {
-            next_wake: scheduler.next_wake(),
-        })
+        Ok(Err(scheduler.next_wake()))
+    }
+
+    /// The request `key` names: from the recent ones, else read from the
+    /// file and parsed.
+    fn request(&self, key: &RequestKey) -> Result<Arc<RenderRequest>, Unloadable> {
+        if let Some(request) = self.requests().get(key) {
+            return Ok(request);
+        }
+        let json: String = self
+            .db
+            .read(|conn| {
+                conn.prepare_cached(
+                    "SELECT request FROM requests WHERE company_id = ?1 AND request_id = ?2",
+                )
+                .and_then(|mut select| {
+                    select.query_row(params![key.0.as_str(), key.1.as_str()], |row| row.get(0))
+                })
+                .or_backend("reading a queued request")
+            })
+            .map_err(Unloadable::Backend)?;
+        let limits = RequestLimits {
+            max_recipients: usize::MAX,
+            max_bytes: usize::MAX,
+        };
+        let request = serde_json::from_str::<RenderRequest>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|request| match request.validate(&limits) {
+                Ok(()) => Ok(Arc::new(request)),
+                Err(e) => Err(e.to_string()),
+            })
+            .map_err(Unloadable::Unparsable)?;
+        self.requests().remember(request.clone(), json.len());
+        Ok(request)
+    }
+
+    /// Dead-letters the batch a live lease holds, with `reason`.
+    fn dead_letter_leased(&self, lease: u64, reason: &str) -> PortResult<()> {
+        let mut scheduler = self.scheduler();
+        let Some((id, batch)) = scheduler
+            .leased(lease)
+            .and_then(|id| Some((id, scheduler.batch(id)?)))
+        else {
+            return Ok(());
+        };
+        let (key, range) = (batch.key.clone(), batch.range.clone());
+        let dead = DeadBatch {
+            error: format!("batch {}..{}: {reason}", range.start, range.end),
+            reason: reason.to_owned(),
+            last: scheduler.is_last(id),
+            key: &key,
+            id,
+            range,
+            attempts: batch.attempts,
+        };
+        self.db.write(|conn| dead.write(conn))?;
+        tracing::warn!(company = %key.0, request = %key.1, %reason, "batch dead-lettered");
+        scheduler.finish(Some(lease), id);
+        Ok(())
     }
 
     fn complete(&self, lease: u64, counts: Counts) -> PortResult<Completion> {
@@ -344,7 +482,7 @@ impl Inner {
         else {
             return Ok(Completion::Stale);
         };
-        let (key, range) = (batch.key(), batch.range.clone());
+        let (key, range) = (batch.key.clone(), batch.range.clone());
         let total = counts
             .rendered
             .saturating_add(counts.skipped)
@@ -432,7 +570,7 @@ impl Inner {
                 .unwrap_or(Timestamp::MAX);
             return Ok(Retry::At(at));
         }
-        let (key, range) = (batch.key(), batch.range.clone());
+        let (key, range) = (batch.key.clone(), batch.range.clone());
         let dead = DeadBatch {
             error: format!(
                 "batch {}..{} failed after {attempts} attempts: {reason}",
@@ -470,85 +608,45 @@ impl Inner {
 }
 
 /// Rebuilds the scheduler from the file: every batch that is neither done
-/// nor dead is ready again, in submit order, with its attempts so far. A
-/// request that no longer parses (the request format changed incompatibly)
-/// has its batches dead-lettered rather than blocking the open.
+/// nor dead is ready again, in submit order, with its attempts so far.
+/// Requests are not parsed here but when a batch of theirs is leased, so
+/// opening a store with much queued work is quick and takes little memory.
 pub(super) fn restore(conn: &mut Connection) -> PortResult<Scheduler> {
     let doing = "reading the queued batches";
-    let mut groups: Vec<(RequestKey, Vec<StoredBatch>)> = Vec::new();
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
-    {
-        let mut select = conn
-            .prepare(
-                "SELECT id, company_id, request_id, range_start, range_end, attempts
-                 FROM batches WHERE state = 'ready' ORDER BY id",
-            )
-            .or_backend(doing)?;
-        let mut rows = select.query([]).or_backend(doing)?;
-        while let Some(row) = rows.next().or_backend(doing)? {
-            let company: String = row.get(1).or_backend(doing)?;
-            let request: String = row.get(2).or_backend(doing)?;
-            let batch = (
-                row.get(0).or_backend(doing)?,
-                row.get(3).or_backend(doing)?..row.get(4).or_backend(doing)?,
-                row.get(5).or_backend(doing)?,
-            );
-            let slot = match index.get(&(company.clone(), request.clone())) {
-                Some(&slot) => slot,
-                None => {
-                    let key = (
-                        parse_id(&company, CompanyId::parse)?,
-                        parse_id(&request, RequestId::parse)?,
-                    );
-                    groups.push((key, Vec::new()));
-                    index.insert((company, request), groups.len() - 1);
-                    groups.len() - 1
-                }
-            };
-            groups[slot].1.push(batch);
-        }
-    }
+    let mut select = conn
+        .prepare(
+            "SELECT b.id, b.company_id, b.request_id, b.range_start, b.range_end, b.attempts,
+                    r.priority
+             FROM batches b JOIN requests r USING (company_id, request_id)
+             WHERE b.state = 'ready' ORDER BY b.id",
+        )
+        .or_backend(doing)?;
+    let mut rows = select.query([]).or_backend(doing)?;
     let mut scheduler = Scheduler::default();
-    let limits = RequestLimits {
-        max_recipients: usize::MAX,
-        ..RequestLimits::default()
-    };
-    for (key, batches) in groups {
-        let json: String = conn
-            .query_row(
-                "SELECT request FROM requests WHERE company_id = ?1 AND request_id = ?2",
-                params![key.0.as_str(), key.1.as_str()],
-                |row| row.get(0),
-            )
-            .or_backend(doing)?;
-        let parsed = serde_json::from_str::<RenderRequest>(&json)
-            .map_err(|e| e.to_string())
-            .and_then(|request| match request.validate(&limits) {
-                Ok(()) => Ok(request),
-                Err(e) => Err(e.to_string()),
-            });
-        match parsed {
-            Ok(request) => scheduler.add(&Arc::new(request), batches),
-            Err(why) => {
-                let reason = format!("the stored request no longer parses: {why}");
-                tracing::warn!(
-                    company = %key.0, request = %key.1, %reason,
-                    "dead-lettering a stored request"
-                );
-                let count = batches.len();
-                for (index, (id, range, attempts)) in batches.into_iter().enumerate() {
-                    let dead = DeadBatch {
-                        error: format!("batch {}..{}: {reason}", range.start, range.end),
-                        reason: reason.clone(),
-                        last: index + 1 == count,
-                        key: &key,
-                        id,
-                        range,
-                        attempts,
-                    };
-                    dead.write(conn)?;
-                }
-            }
+    let mut current: Option<(RequestKey, Priority)> = None;
+    while let Some(row) = rows.next().or_backend(doing)? {
+        let company: String = row.get(1).or_backend(doing)?;
+        let request: String = row.get(2).or_backend(doing)?;
+        let batch: StoredBatch = (
+            row.get(0).or_backend(doing)?,
+            row.get(3).or_backend(doing)?..row.get(4).or_backend(doing)?,
+            row.get(5).or_backend(doing)?,
+        );
+        let same = current
+            .as_ref()
+            .is_some_and(|((c, r), _)| c.as_str() == company && r.as_str() == request);
+        if !same {
+            let priority: String = row.get(6).or_backend(doing)?;
+            current = Some((
+                (
+                    parse_id(&company, CompanyId::parse)?,
+                    parse_id(&request, RequestId::parse)?,
+                ),
+                parse_priority(&priority)?,
+            ));
+        }
+        if let Some((key, priority)) = &current {
+            scheduler.add(key, *priority, vec![batch]);
         }
     }
     Ok(scheduler)

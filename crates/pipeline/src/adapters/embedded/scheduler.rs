@@ -2,17 +2,19 @@
 //! companies taking turns, each with a FIFO of its ready batches; the
 //! batches waiting for a retry; and the leases out. No I/O here: `queue.rs`
 //! writes the durable record and then updates this.
+//!
+//! Batches name their request by key and do not hold it: a queue of many
+//! large requests costs a few bytes per batch, and `queue.rs` loads a
+//! request when one of its batches is leased.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ops::Range;
-use std::sync::Arc;
 use std::time::Instant;
 
-use artifact_render::RenderRequest;
 use artifact_render::request::{CompanyId, Priority, RequestId};
 
-use crate::{LaneDepths, Lease};
+use crate::LaneDepths;
 
 /// A batch's row id in the `batches` table.
 pub(super) type BatchId = i64;
@@ -26,9 +28,8 @@ pub(super) type RequestKey = (CompanyId, RequestId);
 /// A batch that is not done or dead-lettered: ready, delayed or leased.
 #[derive(Debug)]
 pub(super) struct Batch {
-    /// Shared by the request's batches, so it is parsed once and dropped
-    /// with its last batch.
-    pub request: Arc<RenderRequest>,
+    pub key: RequestKey,
+    pub priority: Priority,
     pub range: Range<usize>,
     /// Deliveries so far, including a lease that is out.
     pub attempts: u32,
@@ -37,13 +38,13 @@ pub(super) struct Batch {
     pub expired: bool,
 }
 
-impl Batch {
-    pub fn key(&self) -> RequestKey {
-        (
-            self.request.company_id().clone(),
-            self.request.request_id().clone(),
-        )
-    }
+/// A batch just leased: what the holder needs, once its request is loaded.
+#[derive(Debug)]
+pub(super) struct Granted {
+    pub lease: u64,
+    pub key: RequestKey,
+    pub range: Range<usize>,
+    pub attempt: u32,
 }
 
 #[derive(Debug)]
@@ -119,17 +120,17 @@ pub(super) struct Scheduler {
 
 impl Scheduler {
     /// Queues a request's batches, ready at once, after what is queued.
-    pub fn add(&mut self, request: &Arc<RenderRequest>, batches: Vec<StoredBatch>) {
+    pub fn add(&mut self, key: &RequestKey, priority: Priority, batches: Vec<StoredBatch>) {
         if batches.is_empty() {
             return;
         }
-        let key = (request.company_id().clone(), request.request_id().clone());
-        *self.outstanding.entry(key).or_default() += batches.len();
+        *self.outstanding.entry(key.clone()).or_default() += batches.len();
         for (id, range, attempts) in batches {
             self.batches.insert(
                 id,
                 Batch {
-                    request: Arc::clone(request),
+                    key: key.clone(),
+                    priority,
                     range,
                     attempts,
                     expired: false,
@@ -141,9 +142,7 @@ impl Scheduler {
 
     fn make_ready(&mut self, id: BatchId, front: bool) {
         if let Some(batch) = self.batches.get(&id) {
-            let lane = lane_index(batch.request.priority());
-            let company = batch.request.company_id().clone();
-            self.lanes[lane].push(&company, id, front);
+            self.lanes[lane_index(batch.priority)].push(&batch.key.0, id, front);
         }
     }
 
@@ -201,7 +200,7 @@ impl Scheduler {
     }
 
     /// Leases a popped batch until `deadline`, counting the attempt.
-    pub fn grant(&mut self, id: BatchId, deadline: Option<Instant>) -> Option<Lease> {
+    pub fn grant(&mut self, id: BatchId, deadline: Option<Instant>) -> Option<Granted> {
         let batch = self.batches.get_mut(&id)?;
         batch.attempts += 1;
         self.next_lease += 1;
@@ -212,10 +211,10 @@ impl Scheduler {
                 deadline,
             },
         );
-        Some(Lease {
-            id: self.next_lease,
-            request: Arc::clone(&batch.request),
-            recipients: batch.range.clone(),
+        Some(Granted {
+            lease: self.next_lease,
+            key: batch.key.clone(),
+            range: batch.range.clone(),
             attempt: batch.attempts,
         })
     }
@@ -230,7 +229,7 @@ impl Scheduler {
     pub fn is_last(&self, id: BatchId) -> bool {
         self.batches
             .get(&id)
-            .and_then(|batch| self.outstanding.get(&batch.key()))
+            .and_then(|batch| self.outstanding.get(&batch.key))
             == Some(&1)
     }
 
@@ -242,7 +241,7 @@ impl Scheduler {
         let Some(batch) = self.batches.remove(&id) else {
             return;
         };
-        if let Entry::Occupied(mut left) = self.outstanding.entry(batch.key()) {
+        if let Entry::Occupied(mut left) = self.outstanding.entry(batch.key) {
             *left.get_mut() -= 1;
             if *left.get() == 0 {
                 left.remove();
@@ -276,7 +275,7 @@ impl Scheduler {
         let leased = self.leases.values().map(|lease| lease.batch);
         for id in waiting.chain(leased) {
             if let Some(batch) = self.batches.get(&id) {
-                depth[lane_index(batch.request.priority())] += 1;
+                depth[lane_index(batch.priority)] += 1;
             }
         }
         LaneDepths {

@@ -19,6 +19,7 @@ fn options() -> EmbeddedOptions {
         max_attempts: QUEUE_CONFIG.max_attempts,
         retry_backoff: QUEUE_CONFIG.retry_backoff,
         lease_timeout: QUEUE_CONFIG.lease_timeout,
+        ..EmbeddedOptions::default()
     }
 }
 
@@ -205,7 +206,7 @@ async fn a_release_before_the_process_stops_is_not_an_attempt() {
 }
 
 #[tokio::test]
-async fn a_stored_request_that_no_longer_parses_is_dead_lettered_at_open() {
+async fn a_stored_request_that_no_longer_parses_is_dead_lettered_when_leased() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("pipeline.db");
     let store = open(&path);
@@ -277,4 +278,82 @@ fn open_refuses_a_zero_batch_size() {
     };
     let error = EmbeddedStore::open(&dir.path().join("pipeline.db"), options).expect_err("invalid");
     assert!(error.to_string().contains("batch_size"), "{error}");
+}
+
+/// More request JSON than is kept parsed: the requests that were dropped
+/// are read back from the file when their batches come up, before and after
+/// a reopen.
+#[tokio::test]
+async fn requests_beyond_the_recent_ones_are_loaded_from_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pipeline.db");
+    // A budget smaller than any request: only the newest stays parsed.
+    let open = |path: &Path| {
+        EmbeddedStore::open(
+            path,
+            EmbeddedOptions {
+                parsed_requests_bytes: 1,
+                ..options()
+            },
+        )
+        .expect("open store")
+    };
+    let (count, per_request) = (6, 4);
+    let store = open(&path);
+    for n in 0..count {
+        // Distinct recipient counts tell the requests apart.
+        let request = sample_request(
+            "acme",
+            &format!("req-{n}"),
+            Priority::Normal,
+            per_request + n,
+        );
+        store.submit(request).await.expect("submit");
+    }
+    let check = |lease: &crate::Lease| {
+        let n: usize = lease.request.request_id().as_str()[4..]
+            .parse()
+            .expect("id");
+        assert_eq!(lease.request.render_recipients().len(), per_request + n);
+        assert!(lease.recipients.end <= per_request + n);
+    };
+    // The first batch of every request, oldest first: the oldest were
+    // dropped from memory by the newer submissions.
+    for _ in 0..count {
+        let lease = store
+            .lease(Duration::ZERO)
+            .await
+            .expect("lease")
+            .expect("batch");
+        check(&lease);
+        store.release(&lease).await.expect("release");
+        let lease = store
+            .lease(Duration::ZERO)
+            .await
+            .expect("lease")
+            .expect("batch");
+        store
+            .complete(&lease, Counts::default())
+            .await
+            .expect("complete");
+    }
+    drop(store);
+
+    let store = open(&path);
+    while let Some(lease) = store.lease(Duration::ZERO).await.expect("lease") {
+        check(&lease);
+        store
+            .complete(&lease, Counts::default())
+            .await
+            .expect("complete");
+    }
+    for n in 0..count {
+        let id = artifact_render::request::RequestId::parse(&format!("req-{n}")).expect("id");
+        let status = store
+            .status(&company("acme"), &id)
+            .await
+            .expect("status")
+            .expect("exists");
+        assert_eq!(status.state, RequestState::Done, "{status:?}");
+    }
 }
