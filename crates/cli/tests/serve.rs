@@ -233,6 +233,27 @@ fn every_accepted_recipient_renders_exactly_once_across_a_kill_9() {
         assert_eq!(count, *recipients, "{id}: artifacts lost");
     }
 
+    // The content is the demo's: profile p-00000 is Ada, and links are
+    // tracked through the configured domain.
+    let (code, artifact) = server.get("/v1/artifacts/demo/demo-newsletter-1/r-00000");
+    assert_eq!(code, 200, "{artifact}");
+    let subject = artifact["email"]["subject"].as_str().unwrap();
+    assert!(subject.starts_with("Ada, "), "{subject}");
+    let html = artifact["email"]["html"].as_str().unwrap();
+    assert!(
+        html.contains("href=\"https://t.shop.example/c/"),
+        "untracked html"
+    );
+    let (code, sms) = server.get("/v1/artifacts/demo/bulk-0/r-000001");
+    assert_eq!(code, 200, "{sms}");
+    assert!(
+        sms["sms"]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Grace, your cart"),
+        "{sms}"
+    );
+
     // Resubmitting an accepted request id renders nothing new.
     let (code, existing) = server.post("/v1/render-requests", &sms_request(&bulk[0], "low", 5_000));
     assert_eq!(code, 200, "{existing}");
