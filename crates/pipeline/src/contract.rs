@@ -91,7 +91,7 @@ pub fn sample_request(
 }
 
 /// `request` bound to its inline template, ready to render artifacts.
-pub fn sample_prepared(request: &Arc<RenderRequest>) -> PreparedRequest {
+pub fn sample_prepared(request: &Arc<RenderRequest>) -> Arc<PreparedRequest> {
     let artifact_render::request::TemplateRef::Inline(parts) =
         request.channel_settings().template()
     else {
@@ -102,7 +102,9 @@ pub fn sample_prepared(request: &Arc<RenderRequest>) -> PreparedRequest {
     let template = cache
         .get_or_compile(&key, request.channel_settings().channel(), parts)
         .expect("sample template compiles");
-    PreparedRequest::new(Arc::clone(request), template, None).expect("sample request prepares")
+    Arc::new(
+        PreparedRequest::new(Arc::clone(request), template, None).expect("sample request prepares"),
+    )
 }
 
 /// Every recipient of `prepared` rendered with `first_name` as its name.
@@ -789,21 +791,25 @@ pub async fn artifacts_overwrite_on_redelivery(artifacts: &dyn ArtifactStore) {
     artifacts
         .write(
             Lane::Primary,
-            &prepared,
-            &sample_artifacts(&prepared, "Ada"),
+            prepared.clone(),
+            sample_artifacts(&prepared, "Ada").into(),
         )
         .await
         .expect("write");
     artifacts
         .write(
             Lane::Primary,
-            &prepared,
-            &sample_artifacts(&prepared, "Grace"),
+            prepared.clone(),
+            sample_artifacts(&prepared, "Grace").into(),
         )
         .await
         .expect("write");
     artifacts
-        .write(Lane::Canary, &prepared, &sample_artifacts(&prepared, "Ada"))
+        .write(
+            Lane::Canary,
+            prepared.clone(),
+            sample_artifacts(&prepared, "Ada").into(),
+        )
         .await
         .expect("write");
 
@@ -835,8 +841,8 @@ pub async fn artifacts_list_pages_by_recipient(artifacts: &dyn ArtifactStore) {
     artifacts
         .write(
             Lane::Primary,
-            &prepared,
-            &sample_artifacts(&prepared, "Ada"),
+            prepared.clone(),
+            sample_artifacts(&prepared, "Ada").into(),
         )
         .await
         .expect("write");
@@ -866,8 +872,8 @@ pub async fn artifacts_are_tenant_scoped(artifacts: &dyn ArtifactStore) {
     artifacts
         .write(
             Lane::Primary,
-            &prepared,
-            &sample_artifacts(&prepared, "Ada"),
+            prepared.clone(),
+            sample_artifacts(&prepared, "Ada").into(),
         )
         .await
         .expect("write");
@@ -1074,4 +1080,35 @@ pub async fn queue_unannounced_lists_finished_requests_until_announced(queue: &d
             .expect("unannounced")
             .is_empty()
     );
+}
+
+/// A batch that can never render is dead-lettered at once, on its first
+/// attempt, and its request fails; a second answer to the lease is stale.
+pub async fn queue_reject_dead_letters_at_once(queue: &dyn RequestQueue) {
+    let request = sample_request("acme", "doomed", Priority::Normal, 1);
+    submit(queue, request).await;
+    let lease = lease_soon(queue).await;
+    let answer = queue
+        .reject(&lease, "template \"gone\" not found")
+        .await
+        .expect("reject");
+    let Retry::DeadLettered(status) = answer else {
+        panic!("expected a dead letter, got {answer:?}");
+    };
+    assert_eq!(status.state, RequestState::Failed);
+    assert!(
+        status.finished_at.is_some(),
+        "its only batch ended: {status:?}"
+    );
+    let error = status.error.expect("an error");
+    assert!(error.contains("template \"gone\" not found"), "{error}");
+    let letters = queue.dead_letters(10).await.expect("dead letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].attempts, 1);
+    assert_eq!(letters[0].reason, "template \"gone\" not found");
+    assert_eq!(
+        queue.reject(&lease, "again").await.expect("reject"),
+        Retry::Stale
+    );
+    assert!(lease_now(queue).await.is_none(), "nothing is retried");
 }

@@ -190,6 +190,12 @@ pub trait RequestQueue: Send + Sync + 'static {
     /// missing): retries it with backoff, or dead-letters it.
     async fn fail(&self, lease: &Lease, reason: &str) -> PortResult<Retry>;
 
+    /// A batch that can never render (its template is gone or does not
+    /// compile): dead-letters it now, without retries, and fails the
+    /// request. Answers like [`fail`](RequestQueue::fail) does when out of
+    /// attempts.
+    async fn reject(&self, lease: &Lease, reason: &str) -> PortResult<Retry>;
+
     /// Gives a lease back untouched, for shutdown; it does not count as an
     /// attempt.
     async fn release(&self, lease: &Lease) -> PortResult<()>;
@@ -299,12 +305,14 @@ impl Lane {
 #[async_trait]
 pub trait ArtifactSink: Send + Sync + 'static {
     /// Writes one batch's artifacts, rendered by `prepared`. Returns once
-    /// they are as durable as the sink makes them.
+    /// they are as durable as the sink makes them. Shared, not borrowed, so
+    /// that a sink serializes them on a blocking thread rather than on the
+    /// async runtime.
     async fn write(
         &self,
         lane: Lane,
-        prepared: &PreparedRequest,
-        artifacts: &[Artifact],
+        prepared: Arc<PreparedRequest>,
+        artifacts: Arc<[Artifact]>,
     ) -> PortResult<()>;
 }
 

@@ -11,20 +11,21 @@ use std::time::{Duration, Instant};
 
 use artifact_render::finish::tracking::TrackingConfig;
 use artifact_render::request::{CompanyId, ProfileId, TemplateId, TemplateRef};
+use artifact_render::template::{Channel, TemplateParts};
 use artifact_render::{
-    Artifact, PrepareError, PreparedRequest, RenderLimits, RenderRequest, TemplateCache,
-    TemplateKey,
+    Artifact, CompiledTemplate, PrepareError, PreparedRequest, RenderLimits, RenderRequest,
+    TemplateCache, TemplateKey,
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::Error;
 use crate::metrics::Metrics;
 use crate::ports::{
     ArtifactSink, Completion, Counts, Lane, Lease, ProfileStore, RequestQueue, ResponseEvent,
     ResponseSink, Retry, TemplateStore,
 };
-use crate::{Error, StoredTemplate};
 
 /// Why a request cannot be bound to its template.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +56,7 @@ impl PrepareFailure {
 /// workers and the preview endpoint.
 pub struct Renderer {
     templates: Arc<dyn TemplateStore>,
-    cache: TemplateCache,
+    cache: Arc<TemplateCache>,
     tracking: Option<Arc<TrackingConfig>>,
 }
 
@@ -79,7 +80,7 @@ impl Renderer {
     ) -> Self {
         Self {
             templates,
-            cache: TemplateCache::new(cache_capacity, limits),
+            cache: Arc::new(TemplateCache::new(cache_capacity, limits)),
             tracking,
         }
     }
@@ -92,30 +93,20 @@ impl Renderer {
         self.cache.limits()
     }
 
-    /// The compiled form of a stored template version.
-    pub fn compile(
-        &self,
-        stored: &StoredTemplate,
-    ) -> Result<Arc<artifact_render::CompiledTemplate>, PrepareFailure> {
-        let key = TemplateKey::new(
-            stored.company_id.clone(),
-            Some(stored.template_id.clone()),
-            Some(stored.version),
-            &stored.parts,
-        );
-        self.cache
-            .get_or_compile(&key, stored.channel, &stored.parts)
-            .map_err(|e| PrepareFailure::Prepare(e.into()))
-    }
-
     /// A stored template version (the latest when `version` is `None`),
-    /// compiled.
+    /// compiled. A version already compiled is not read from the store.
     pub async fn stored(
         &self,
         company: &CompanyId,
         id: &TemplateId,
         version: Option<u32>,
-    ) -> Result<Arc<artifact_render::CompiledTemplate>, PrepareFailure> {
+    ) -> Result<Arc<CompiledTemplate>, PrepareFailure> {
+        if let Some(version) = version {
+            let key = TemplateKey::stored(company.clone(), id.clone(), version);
+            if let Some(compiled) = self.cache.get(&key) {
+                return Ok(compiled);
+            }
+        }
         let stored = self
             .templates
             .get(company, id, version)
@@ -124,7 +115,8 @@ impl Renderer {
                 id: id.clone(),
                 version,
             })?;
-        self.compile(&stored)
+        let key = TemplateKey::stored(stored.company_id, stored.template_id, stored.version);
+        self.compile(key, stored.channel, stored.parts).await
     }
 
     /// Binds `request` to its template, stored or inline.
@@ -138,9 +130,13 @@ impl Renderer {
             }
             TemplateRef::Inline(parts) => {
                 let key = TemplateKey::new(request.company_id().clone(), None, None, parts);
-                self.cache
-                    .get_or_compile(&key, request.channel_settings().channel(), parts)
-                    .map_err(|e| PrepareFailure::Prepare(e.into()))?
+                match self.cache.get(&key) {
+                    Some(compiled) => compiled,
+                    None => {
+                        let channel = request.channel_settings().channel();
+                        self.compile(key, channel, parts.clone()).await?
+                    }
+                }
             }
         };
         Ok(PreparedRequest::new(
@@ -148,6 +144,21 @@ impl Renderer {
             template,
             self.tracking.clone(),
         )?)
+    }
+
+    /// Compiles on a blocking thread: MJML, CSS inlining and the link scan
+    /// of a large template take long enough to stall the async runtime.
+    async fn compile(
+        &self,
+        key: TemplateKey,
+        channel: Channel,
+        parts: TemplateParts,
+    ) -> Result<Arc<CompiledTemplate>, PrepareFailure> {
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || cache.get_or_compile(&key, channel, &parts))
+            .await
+            .map_err(|e| PrepareFailure::Port(Error::backend("compiling a template", e)))?
+            .map_err(|e| PrepareFailure::Prepare(e.into()))
     }
 }
 
@@ -169,7 +180,7 @@ impl std::fmt::Debug for WorkerPorts {
 /// Publishes a finished request's response event and records that it did.
 /// A crash in between leaves the request unannounced, and
 /// [`announce_missed`] publishes it again: events are at least once.
-/// Returns whether the event was published.
+/// Returns whether the event was published and recorded as such.
 async fn publish(ports: &WorkerPorts, event: ResponseEvent) -> bool {
     let (company, request) = (event.company_id.clone(), event.request_id.clone());
     if let Err(error) = ports.responses.publish(event).await {
@@ -178,7 +189,9 @@ async fn publish(ports: &WorkerPorts, event: ResponseEvent) -> bool {
     }
     info!(%request, %company, "request finished");
     if let Err(error) = ports.queue.announced(&company, &request).await {
+        // Published but still listed: the next sweep publishes it again.
         warn!(%error, %request, "cannot record the response event as published");
+        return false;
     }
     true
 }
@@ -263,6 +276,22 @@ impl WorkerPool {
     }
 }
 
+/// Why a batch failed as a whole: the reason recorded with the retry or
+/// the dead letter, and whether retrying can help.
+struct BatchFailure {
+    reason: String,
+    permanent: bool,
+}
+
+impl BatchFailure {
+    fn transient(reason: String) -> Self {
+        Self {
+            reason,
+            permanent: false,
+        }
+    }
+}
+
 struct Worker {
     index: usize,
     ports: WorkerPorts,
@@ -292,13 +321,14 @@ impl Worker {
         let request = &lease.request;
         match self.render_batch(&lease).await {
             Ok(counts) => {
-                self.metrics.batch_rendered(counts, started.elapsed());
+                let took = started.elapsed();
                 match self.ports.queue.complete(&lease, counts).await {
                     Ok(Completion::Finished(status)) => {
+                        self.metrics.batch_rendered(counts, took);
                         self.metrics.request_finished(&status);
                         self.publish(ResponseEvent::of(&status)).await;
                     }
-                    Ok(Completion::Pending) => {}
+                    Ok(Completion::Pending) => self.metrics.batch_rendered(counts, took),
                     Ok(Completion::Stale) => warn!(
                         request = %request.request_id(),
                         company = %request.company_id(),
@@ -311,16 +341,22 @@ impl Worker {
                     ),
                 }
             }
-            Err(reason) => {
+            Err(failure) => {
                 self.metrics.batch_failed();
                 warn!(
-                    reason = %reason,
+                    reason = %failure.reason,
                     request = %request.request_id(),
                     company = %request.company_id(),
                     attempt = lease.attempt,
+                    retried = !failure.permanent,
                     "batch failed"
                 );
-                match self.ports.queue.fail(&lease, &reason).await {
+                let answer = if failure.permanent {
+                    self.ports.queue.reject(&lease, &failure.reason).await
+                } else {
+                    self.ports.queue.fail(&lease, &failure.reason).await
+                };
+                match answer {
                     // Announced once, when the request's last batch ends.
                     Ok(Retry::DeadLettered(status)) if status.finished_at.is_some() => {
                         self.metrics.request_finished(&status);
@@ -337,14 +373,16 @@ impl Worker {
         publish(&self.ports, event).await;
     }
 
-    /// Renders one batch and writes its artifacts; the error is the reason
-    /// recorded with the retry or the dead letter.
-    async fn render_batch(&self, lease: &Lease) -> Result<Counts, String> {
+    /// Renders one batch and writes its artifacts.
+    async fn render_batch(&self, lease: &Lease) -> Result<Counts, BatchFailure> {
         let prepared = self
             .renderer
             .prepare(lease.request.clone())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| BatchFailure {
+                permanent: !e.is_transient(),
+                reason: e.to_string(),
+            })?;
         let recipients = &lease.request.render_recipients()[lease.recipients.clone()];
         let ids: Vec<ProfileId> = recipients.iter().map(|r| r.profile_id.clone()).collect();
         let profiles = self
@@ -352,7 +390,7 @@ impl Worker {
             .profiles
             .fetch(lease.request.company_id(), &ids)
             .await
-            .map_err(|e| format!("cannot fetch profiles: {e}"))?;
+            .map_err(|e| BatchFailure::transient(format!("cannot fetch profiles: {e}")))?;
 
         let prepared = Arc::new(prepared);
         let range = lease.recipients.clone();
@@ -364,14 +402,15 @@ impl Worker {
                 .collect()
         })
         .await
-        .map_err(|e| format!("render task failed: {e}"))?;
+        .map_err(|e| BatchFailure::transient(format!("render task failed: {e}")))?;
 
+        let counts = Counts::of(&artifacts);
         self.ports
             .sink
-            .write(Lane::Primary, &prepared, &artifacts)
+            .write(Lane::Primary, prepared, artifacts.into())
             .await
-            .map_err(|e| format!("cannot write artifacts: {e}"))?;
-        Ok(Counts::of(&artifacts))
+            .map_err(|e| BatchFailure::transient(format!("cannot write artifacts: {e}")))?;
+        Ok(counts)
     }
 }
 

@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use artifact_render::{Artifact, PreparedRequest};
@@ -24,8 +25,8 @@ impl ArtifactSink for DiscardSink {
     async fn write(
         &self,
         _lane: Lane,
-        _prepared: &PreparedRequest,
-        artifacts: &[Artifact],
+        _prepared: Arc<PreparedRequest>,
+        artifacts: Arc<[Artifact]>,
     ) -> PortResult<()> {
         self.written
             .fetch_add(artifacts.len() as u64, Ordering::Relaxed);

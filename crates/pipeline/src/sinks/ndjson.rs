@@ -58,19 +58,18 @@ impl ArtifactSink for NdjsonSink {
     async fn write(
         &self,
         lane: Lane,
-        _prepared: &PreparedRequest,
-        artifacts: &[Artifact],
+        _prepared: Arc<PreparedRequest>,
+        artifacts: Arc<[Artifact]>,
     ) -> PortResult<()> {
-        // Serialized here, in parallel across workers; only the append is
-        // serialized by the lock.
-        let mut lines = Vec::with_capacity(artifacts.len() * 4096);
-        for artifact in artifacts {
-            serde_json::to_writer(&mut lines, &Line { lane, artifact })
-                .map_err(|e| Error::backend("cannot serialize an artifact", e))?;
-            lines.push(b'\n');
-        }
         let file = self.file.clone();
         blocking("cannot append to the NDJSON sink", move || {
+            // Serialized before taking the lock, so workers serialize in
+            // parallel and only the append is one at a time.
+            let mut lines = Vec::with_capacity(artifacts.len() * 4096);
+            for artifact in artifacts.iter() {
+                serde_json::to_writer(&mut lines, &Line { lane, artifact })?;
+                lines.push(b'\n');
+            }
             let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
             file.write_all(&lines)?;
             file.flush()

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 use crate::ports::{ArtifactSink, Lane};
 
-fn prepared() -> PreparedRequest {
+fn prepared() -> Arc<PreparedRequest> {
     let request = json!({
         "request_id": "req/1", "company_id": "acme", "client_id": "flows", "message_id": "m1",
         "send_time": "2026-11-26T09:00:00Z",
@@ -30,16 +30,16 @@ fn prepared() -> PreparedRequest {
     let template = TemplateCache::new(1, Default::default())
         .get_or_compile(&key, request.channel_settings().channel(), parts)
         .unwrap();
-    PreparedRequest::new(Arc::new(request), template, None).unwrap()
+    Arc::new(PreparedRequest::new(Arc::new(request), template, None).unwrap())
 }
 
-fn artifacts(prepared: &PreparedRequest) -> Vec<Artifact> {
+fn artifacts(prepared: &PreparedRequest) -> Arc<[Artifact]> {
     let profile = Arc::new(json!({"name": "Ada"}));
     let recipients = prepared.request().render_recipients();
-    vec![
+    Arc::new([
         prepared.render(&recipients[0], Some(&profile)),
         prepared.render(&recipients[1], None),
-    ]
+    ])
 }
 
 #[tokio::test]
@@ -48,10 +48,10 @@ async fn outbox_writes_json_and_eml_and_a_redelivery_replaces_them() {
     let sink = OutboxSink::open(dir.path()).unwrap();
     let prepared = prepared();
     let artifacts = artifacts(&prepared);
-    sink.write(Lane::Primary, &prepared, &artifacts)
+    sink.write(Lane::Primary, prepared.clone(), artifacts.clone())
         .await
         .unwrap();
-    sink.write(Lane::Primary, &prepared, &artifacts)
+    sink.write(Lane::Primary, prepared.clone(), artifacts.clone())
         .await
         .unwrap();
 
@@ -81,7 +81,7 @@ async fn ndjson_appends_one_keyed_line_per_artifact() {
     let path = dir.path().join("out/artifacts.ndjson");
     let sink = NdjsonSink::open(&path).unwrap();
     let prepared = prepared();
-    sink.write(Lane::Canary, &prepared, &artifacts(&prepared))
+    sink.write(Lane::Canary, prepared.clone(), artifacts(&prepared))
         .await
         .unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
@@ -102,7 +102,7 @@ async fn ndjson_appends_one_keyed_line_per_artifact() {
 async fn discard_counts_what_it_drops() {
     let sink = DiscardSink::default();
     let prepared = prepared();
-    sink.write(Lane::Primary, &prepared, &artifacts(&prepared))
+    sink.write(Lane::Primary, prepared.clone(), artifacts(&prepared))
         .await
         .unwrap();
     assert_eq!(sink.written(), 2);

@@ -270,3 +270,93 @@ async fn a_response_event_missed_by_a_crash_is_published_when_workers_start() {
     assert!(store.unannounced(later, 10).await.unwrap().is_empty());
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_naming_a_missing_template_fails_without_retries() {
+    let harness = start_with(None);
+    put_profiles(&harness.store, "acme", 1).await;
+    let request = serde_json::json!({
+        "request_id": "req-missing", "company_id": "acme", "client_id": "flows",
+        "message_id": "m1", "send_time": "2026-11-26T09:00:00Z",
+        "channel_settings": {"channel": "sms", "from_number": "+15550100",
+            "template": {"id": "nowhere", "version": 3}},
+        "render_recipients": [{"recipient_id": "r0", "profile_id": "p0"}],
+    });
+    let request = artifact_render::RenderRequest::from_json(
+        request.to_string().as_bytes(),
+        &Default::default(),
+    )
+    .unwrap();
+    harness.store.submit(Arc::new(request)).await.unwrap();
+    let status = wait_finished(&harness.store, "acme", "req-missing").await;
+    assert_eq!(status.state, RequestState::Failed);
+    let error = status.error.unwrap();
+    assert!(
+        error.contains("template \"nowhere\" version 3 not found"),
+        "{error}"
+    );
+    let dead = harness.store.dead_letters(10).await.unwrap();
+    assert_eq!(dead[0].attempts, 1, "retried: {dead:?}");
+    harness.pool.shutdown().await;
+}
+
+/// Counts reads, to show what the compile cache saves.
+struct CountingTemplates {
+    inner: Arc<EmbeddedStore>,
+    reads: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TemplateStore for CountingTemplates {
+    async fn put(
+        &self,
+        company: &CompanyId,
+        id: &TemplateId,
+        channel: Channel,
+        parts: TemplateParts,
+    ) -> crate::PortResult<crate::StoredTemplate> {
+        TemplateStore::put(&*self.inner, company, id, channel, parts).await
+    }
+
+    async fn get(
+        &self,
+        company: &CompanyId,
+        id: &TemplateId,
+        version: Option<u32>,
+    ) -> crate::PortResult<Option<crate::StoredTemplate>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        TemplateStore::get(&*self.inner, company, id, version).await
+    }
+
+    async fn versions(&self, company: &CompanyId, id: &TemplateId) -> crate::PortResult<Vec<u32>> {
+        self.inner.versions(company, id).await
+    }
+}
+
+#[tokio::test]
+async fn a_compiled_version_is_not_read_from_the_store_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = Arc::new(CountingTemplates {
+        inner: open(&dir),
+        reads: AtomicUsize::new(0),
+    });
+    let id = TemplateId::parse("welcome").unwrap();
+    let parts = TemplateParts {
+        sms: Some("Hi".into()),
+        ..Default::default()
+    };
+    TemplateStore::put(&*templates, &company("acme"), &id, Channel::Sms, parts)
+        .await
+        .unwrap();
+    let renderer = Renderer::new(templates.clone(), None, 16, Default::default());
+    for _ in 0..3 {
+        renderer
+            .stored(&company("acme"), &id, Some(1))
+            .await
+            .unwrap();
+    }
+    assert_eq!(templates.reads.load(Ordering::SeqCst), 1);
+    // "Latest" is a question for the store every time.
+    renderer.stored(&company("acme"), &id, None).await.unwrap();
+    assert_eq!(templates.reads.load(Ordering::SeqCst), 2);
+}

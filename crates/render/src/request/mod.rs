@@ -158,6 +158,24 @@ impl RenderRequest {
     pub fn tracking_options(&self) -> &TrackingOptions {
         &self.tracking_options
     }
+
+    /// Fixes a stored template reference that names no version to
+    /// `version`, the one that was latest when the request was accepted, so
+    /// that every batch (and any re-render) uses the same version. A ref
+    /// that names a version, or an inline template, is left as it is.
+    pub fn pin_template_version(&mut self, version: u32) {
+        let template = match &mut self.channel_settings {
+            ChannelSettings::Email(email) => &mut email.template,
+            ChannelSettings::Sms(sms) => &mut sms.template,
+        };
+        if let TemplateRef::Stored {
+            version: pinned @ None,
+            ..
+        } = template
+        {
+            *pinned = Some(version);
+        }
+    }
 }
 
 /// How the message is sent, tagged by `channel`.

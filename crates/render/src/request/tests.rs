@@ -330,3 +330,23 @@ mod robustness {
         }
     }
 }
+
+#[test]
+fn pinning_fills_in_a_missing_version_only() {
+    let stored = |request: &RenderRequest| request.channel_settings().template().clone();
+    let mut unversioned = valid();
+    unversioned["channel_settings"]["template"] = json!({"id": "spring_sale"});
+    let mut request = parse(&unversioned).unwrap();
+    request.pin_template_version(7);
+    let pinned = TemplateRef::Stored {
+        id: TemplateId::parse("spring_sale").unwrap(),
+        version: Some(7),
+    };
+    assert_eq!(stored(&request), pinned);
+    // Pinned, it stays pinned: and a version the request named is kept.
+    request.pin_template_version(8);
+    assert_eq!(stored(&request), pinned);
+    let mut versioned = parse(&valid()).unwrap();
+    versioned.pin_template_version(9);
+    assert!(matches!(stored(&versioned), TemplateRef::Stored { version: Some(3), .. }));
+}

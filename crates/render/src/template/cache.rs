@@ -23,6 +23,15 @@ pub enum Revision {
 }
 
 impl TemplateKey {
+    /// The key of a stored template version.
+    pub fn stored(company_id: CompanyId, template_id: TemplateId, version: u32) -> Self {
+        Self {
+            company_id,
+            template_id: Some(template_id),
+            revision: Revision::Version(version),
+        }
+    }
+
     pub fn new(
         company_id: CompanyId,
         template_id: Option<TemplateId>,

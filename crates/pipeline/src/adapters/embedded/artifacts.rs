@@ -2,6 +2,8 @@
 //! request, lane, recipient, channel), the artifact as JSON. The `.eml` is
 //! not stored: it is regenerated from the artifact when asked for.
 
+use std::sync::Arc;
+
 use artifact_render::request::{CompanyId, RecipientId, RequestId};
 use artifact_render::{Artifact, PreparedRequest};
 use async_trait::async_trait;
@@ -15,31 +17,32 @@ impl ArtifactSink for EmbeddedStore {
     async fn write(
         &self,
         lane: Lane,
-        prepared: &PreparedRequest,
-        artifacts: &[Artifact],
+        prepared: Arc<PreparedRequest>,
+        artifacts: Arc<[Artifact]>,
     ) -> PortResult<()> {
-        let request = prepared.request();
-        let mut rows = Vec::with_capacity(artifacts.len());
-        for artifact in artifacts {
-            // Keyed by the artifact's own ids; refuse one that names another
-            // request, so a worker bug cannot write across tenants.
-            if artifact.company_id != *request.company_id()
-                || artifact.request_id != *request.request_id()
-            {
-                return Err(Error::Invalid(format!(
-                    "artifact for recipient {:?} belongs to request {}/{}, not {}/{}",
-                    artifact.recipient_id.as_str(),
-                    artifact.company_id,
-                    artifact.request_id,
-                    request.company_id(),
-                    request.request_id()
-                )));
-            }
-            let json = serde_json::to_string(artifact).or_backend("serializing an artifact")?;
-            rows.push((artifact.recipient_id.clone(), artifact.channel, json));
-        }
-        let (company, request_id) = (request.company_id().clone(), request.request_id().clone());
         self.run(move |inner| {
+            let request = prepared.request();
+            let mut rows = Vec::with_capacity(artifacts.len());
+            for artifact in artifacts.iter() {
+                // Keyed by the artifact's own ids; refuse one that names
+                // another request, so a worker bug cannot write across
+                // tenants.
+                if artifact.company_id != *request.company_id()
+                    || artifact.request_id != *request.request_id()
+                {
+                    return Err(Error::Invalid(format!(
+                        "artifact for recipient {:?} belongs to request {}/{}, not {}/{}",
+                        artifact.recipient_id.as_str(),
+                        artifact.company_id,
+                        artifact.request_id,
+                        request.company_id(),
+                        request.request_id()
+                    )));
+                }
+                let json = serde_json::to_string(artifact).or_backend("serializing an artifact")?;
+                rows.push((artifact.recipient_id.as_str(), artifact.channel, json));
+            }
+            let (company, request_id) = (request.company_id(), request.request_id());
             let doing = format!("writing artifacts of request {company}/{request_id}");
             inner.db.write(|conn| {
                 let tx = conn.transaction().or_backend(&doing)?;
@@ -59,7 +62,7 @@ impl ArtifactSink for EmbeddedStore {
                                 company.as_str(),
                                 request_id.as_str(),
                                 lane.as_str(),
-                                recipient.as_str(),
+                                recipient,
                                 channel.as_str(),
                                 json
                             ])

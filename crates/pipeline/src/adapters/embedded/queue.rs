@@ -87,6 +87,11 @@ impl RequestQueue for EmbeddedStore {
         Ok(retry)
     }
 
+    async fn reject(&self, lease: &Lease, reason: &str) -> PortResult<Retry> {
+        let (id, reason) = (lease.id, reason.to_owned());
+        self.run(move |inner| inner.reject(id, &reason)).await
+    }
+
     async fn release(&self, lease: &Lease) -> PortResult<()> {
         let id = lease.id;
         if self.run(move |inner| inner.release(id)).await? {
@@ -167,9 +172,13 @@ impl RequestQueue for EmbeddedStore {
     }
 }
 
+/// The most requests kept parsed, whatever their size: small enough that a
+/// linear search on every lease costs nothing next to the lease's write.
+const RECENT_REQUESTS: usize = 64;
+
 /// The requests leased or submitted most recently, newest first, with the
-/// size of their JSON, up to `EmbeddedOptions::parsed_requests_bytes`; at
-/// least one is kept whatever its size.
+/// size of their JSON, up to `EmbeddedOptions::parsed_requests_bytes` and
+/// [`RECENT_REQUESTS`]; at least one is kept whatever its size.
 #[derive(Debug)]
 pub(super) struct RecentRequests {
     requests: std::collections::VecDeque<(Arc<RenderRequest>, usize)>,
@@ -198,12 +207,27 @@ impl RecentRequests {
     }
 
     fn remember(&mut self, request: Arc<RenderRequest>, json_bytes: usize) {
+        // Two workers that missed at once both parsed it: keep one copy.
+        self.forget(&(request.company_id().clone(), request.request_id().clone()));
         self.requests.push_front((request, json_bytes));
         self.bytes += json_bytes;
-        while self.bytes > self.budget && self.requests.len() > 1 {
+        while (self.bytes > self.budget || self.requests.len() > RECENT_REQUESTS)
+            && self.requests.len() > 1
+        {
             if let Some((_, dropped)) = self.requests.pop_back() {
                 self.bytes -= dropped;
             }
+        }
+    }
+
+    /// Drops a finished request: none of its batches will be leased again.
+    fn forget(&mut self, key: &RequestKey) {
+        let found = self
+            .requests
+            .iter()
+            .position(|(r, _)| r.company_id() == &key.0 && r.request_id() == &key.1);
+        if let Some((_, bytes)) = found.and_then(|at| self.requests.remove(at)) {
+            self.bytes -= bytes;
         }
     }
 }
@@ -335,10 +359,12 @@ impl Inner {
                 }
                 // Permanent: dead-letter this batch (its siblings follow
                 // as they come up) and look for other work.
-                Err(Unloadable::Unparsable(why)) => self.dead_letter_leased(
-                    granted.lease,
-                    &format!("the stored request no longer parses: {why}"),
-                )?,
+                Err(Unloadable::Unparsable(why)) => {
+                    self.reject(
+                        granted.lease,
+                        &format!("the stored request no longer parses: {why}"),
+                    )?;
+                }
             }
         }
     }
@@ -363,24 +389,11 @@ impl Inner {
                     "the process stopped while rendering it"
                 };
                 let reason = format!("gave up after {attempts} attempts ({why})");
-                let dead = DeadBatch {
-                    error: format!("batch {}..{}: {reason}", range.start, range.end),
-                    reason,
-                    last: scheduler.is_last(id),
-                    key: &key,
-                    id,
-                    range: range.clone(),
-                    attempts,
-                };
-                if let Err(error) = self.db.write(|conn| dead.write(conn)) {
+                let error = format!("batch {}..{}: {reason}", range.start, range.end);
+                if let Err(error) = self.dead_letter(&mut scheduler, None, id, &reason, error) {
                     scheduler.unpop(id);
                     return Err(error);
                 }
-                tracing::warn!(
-                    company = %key.0, request = %key.1, batch = ?range, attempts,
-                    "batch dead-lettered at lease"
-                );
-                scheduler.finish(None, id);
                 continue;
             }
             let leased = self.db.write(|conn| {
@@ -448,29 +461,53 @@ impl Inner {
         Ok(request)
     }
 
-    /// Dead-letters the batch a live lease holds, with `reason`.
-    fn dead_letter_leased(&self, lease: u64, reason: &str) -> PortResult<()> {
+    /// Dead-letters the batch a live lease holds, now: it can never render.
+    fn reject(&self, lease: u64, reason: &str) -> PortResult<Retry> {
         let mut scheduler = self.scheduler();
+        scheduler.sweep(Instant::now());
         let Some((id, batch)) = scheduler
             .leased(lease)
             .and_then(|id| Some((id, scheduler.batch(id)?)))
         else {
-            return Ok(());
+            return Ok(Retry::Stale);
         };
-        let (key, range) = (batch.key.clone(), batch.range.clone());
+        let error = format!("batch {}..{}: {reason}", batch.range.start, batch.range.end);
+        let status = self.dead_letter(&mut scheduler, Some(lease), id, reason, error)?;
+        Ok(Retry::DeadLettered(status))
+    }
+
+    /// In one transaction, dead-letters batch `id` (popped, or held by
+    /// `lease`) and fails its request with `error`; then forgets the batch.
+    fn dead_letter(
+        &self,
+        scheduler: &mut Scheduler,
+        lease: Option<u64>,
+        id: BatchId,
+        reason: &str,
+        error: String,
+    ) -> PortResult<RequestStatus> {
+        let batch = scheduler
+            .batch(id)
+            .ok_or_else(|| Error::backend("dead-lettering a batch", "the batch is unknown"))?;
         let dead = DeadBatch {
-            error: format!("batch {}..{}: {reason}", range.start, range.end),
+            error,
             reason: reason.to_owned(),
             last: scheduler.is_last(id),
-            key: &key,
+            key: &batch.key,
             id,
-            range,
+            range: batch.range.clone(),
             attempts: batch.attempts,
         };
-        self.db.write(|conn| dead.write(conn))?;
-        tracing::warn!(company = %key.0, request = %key.1, %reason, "batch dead-lettered");
-        scheduler.finish(Some(lease), id);
-        Ok(())
+        let status = self.db.write(|conn| dead.write(conn))?;
+        if dead.last {
+            self.requests().forget(&batch.key);
+        }
+        tracing::warn!(
+            company = %batch.key.0, request = %batch.key.1, batch = ?batch.range,
+            attempts = batch.attempts, %reason, "batch dead-lettered"
+        );
+        scheduler.finish(lease, id);
+        Ok(status)
     }
 
     fn complete(&self, lease: u64, counts: Counts) -> PortResult<Completion> {
@@ -546,7 +583,10 @@ impl Inner {
         })?;
         scheduler.finish(Some(lease), id);
         Ok(match finished {
-            Some(status) => Completion::Finished(status),
+            Some(status) => {
+                self.requests().forget(&key);
+                Completion::Finished(status)
+            }
             None => Completion::Pending,
         })
     }
@@ -570,21 +610,11 @@ impl Inner {
                 .unwrap_or(Timestamp::MAX);
             return Ok(Retry::At(at));
         }
-        let (key, range) = (batch.key.clone(), batch.range.clone());
-        let dead = DeadBatch {
-            error: format!(
-                "batch {}..{} failed after {attempts} attempts: {reason}",
-                range.start, range.end
-            ),
-            reason: reason.to_owned(),
-            last: scheduler.is_last(id),
-            key: &key,
-            id,
-            range,
-            attempts,
-        };
-        let status = self.db.write(|conn| dead.write(conn))?;
-        scheduler.finish(Some(lease), id);
+        let error = format!(
+            "batch {}..{} failed after {attempts} attempts: {reason}",
+            batch.range.start, batch.range.end
+        );
+        let status = self.dead_letter(&mut scheduler, Some(lease), id, reason, error)?;
         Ok(Retry::DeadLettered(status))
     }
 

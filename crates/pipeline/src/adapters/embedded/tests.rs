@@ -63,6 +63,7 @@ contract_tests!(
     queue_lease_waits_and_wakes_on_submit,
     queue_depths_count_unfinished_batches,
     queue_unannounced_lists_finished_requests_until_announced,
+    queue_reject_dead_letters_at_once,
     profiles_fetch_returns_only_existing_ids,
     profiles_are_tenant_scoped,
     profiles_put_rejects_non_objects,
