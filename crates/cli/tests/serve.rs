@@ -110,7 +110,7 @@ impl Server {
         let mut after = String::new();
         loop {
             let (code, page) =
-                self.get(&format!("/v1/artifacts/demo/{request_id}?limit=250{after}"));
+                self.get(&format!("/v1/artifacts/demo/{request_id}?limit=100{after}"));
             assert_eq!(code, 200, "{page}");
             let artifacts = page["artifacts"].as_array().unwrap();
             if artifacts.is_empty() {

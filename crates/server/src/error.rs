@@ -2,14 +2,16 @@
 //! `application/problem+json` body that tells the client what to fix.
 //!
 //! Besides the standard members (`type`, `title`, `status`, `detail`) a
-//! problem carries `field` (the JSON path or parameter at fault) and
-//! `line`/`column` (where malformed JSON broke, or the template line), so a
-//! client can point its user at the exact spot.
+//! problem carries `field` (the JSON path or parameter at fault),
+//! `line`/`column` (where malformed JSON broke, or the template line) and
+//! `part` (the template part at fault), so a client can point its user at
+//! the exact spot.
 
 use std::error::Error as StdError;
 
 use artifact_pipeline::worker::PrepareFailure;
-use artifact_render::{PrepareError, RequestError, TemplateError};
+use artifact_render::request::TemplateRef;
+use artifact_render::{PrepareError, RenderRequest, RequestError, TemplateError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -41,6 +43,9 @@ pub enum ProblemKind {
     NotFound,
     /// The path exists, but not with this method.
     MethodNotAllowed,
+    /// The request contradicts what is stored (a template version on
+    /// another channel than the template's).
+    Conflict,
     /// The body, or a part of it, is larger than a configured limit.
     PayloadTooLarge,
     /// A backing store or the queue failed; retrying later may succeed.
@@ -60,6 +65,7 @@ impl ProblemKind {
             }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,6 +83,7 @@ impl ProblemKind {
             Self::TemplateNotFound => "template-not-found",
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
+            Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload-too-large",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -94,6 +101,7 @@ impl ProblemKind {
             Self::TemplateNotFound => "The named template does not exist for this company",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::Conflict => "The request conflicts with what is stored",
             Self::PayloadTooLarge => "The body is larger than the limit",
             Self::Unavailable => "A backing service is unavailable; retry later",
             Self::Internal => "Internal server error",
@@ -125,6 +133,7 @@ pub struct ApiError {
     field: Option<String>,
     line: Option<usize>,
     column: Option<usize>,
+    part: Option<&'static str>,
     /// The underlying failure, logged for 5xx and never sent to the client.
     #[source]
     source: Option<Box<dyn StdError + Send + Sync>>,
@@ -139,6 +148,7 @@ impl ApiError {
             field: None,
             line: None,
             column: None,
+            part: None,
             source: None,
         }
     }
@@ -261,6 +271,7 @@ impl ApiError {
             field: self.field.clone(),
             line: self.line,
             column: self.column,
+            part: self.part.map(str::to_owned),
         }
     }
 
@@ -307,20 +318,28 @@ impl ApiError {
     }
 
     /// A template that does not compile: its message names the template,
-    /// part and line; `field` is where the client sent it.
-    pub(crate) fn from_template_error(error: &TemplateError, field: &str) -> Self {
-        let field = match error.part {
-            Some(part) => format!("{field}.{part}"),
-            None => field.to_owned(),
+    /// part and line, which also travel in `part` and `line`; `source` says
+    /// where the client sent or named it.
+    pub(crate) fn from_template_error(error: &TemplateError, source: TemplateSource<'_>) -> Self {
+        let part = error.part.map(|part| part.as_str());
+        let field = match (source, part) {
+            (TemplateSource::Parts(parts), Some(part)) => format!("{parts}.{part}"),
+            (TemplateSource::Parts(field) | TemplateSource::Stored(field), _) => field.to_owned(),
         };
-        Self::new(ProblemKind::InvalidTemplate, error.to_string())
+        let mut problem = Self::new(ProblemKind::InvalidTemplate, error.to_string())
             .with_field(field)
-            .at(error.line, None)
+            .at(error.line, None);
+        problem.part = part;
+        problem
     }
 
-    /// Why a request cannot be bound to its template. `prefix` is the JSON
+    /// Why `request` cannot be bound to its template. `prefix` is the JSON
     /// path of the request within the body (empty for the request itself).
-    pub(crate) fn from_prepare(failure: PrepareFailure, prefix: &str) -> Self {
+    pub(crate) fn from_prepare(
+        failure: PrepareFailure,
+        request: &RenderRequest,
+        prefix: &str,
+    ) -> Self {
         let path = |field: &str| {
             if prefix.is_empty() {
                 field.to_owned()
@@ -347,9 +366,16 @@ impl ApiError {
                 .with_field(path(field))
             }
             PrepareFailure::Prepare(PrepareError::Template(error)) => {
-                Self::new(ProblemKind::InvalidTemplate, error.to_string())
-                    .with_field(path("channel_settings.template"))
-                    .at(error.line, None)
+                match request.channel_settings().template() {
+                    TemplateRef::Inline(_) => Self::from_template_error(
+                        &error,
+                        TemplateSource::Parts(&path("channel_settings.template.inline")),
+                    ),
+                    TemplateRef::Stored { .. } => Self::from_template_error(
+                        &error,
+                        TemplateSource::Stored(&path("channel_settings.template")),
+                    ),
+                }
             }
             PrepareFailure::Prepare(PrepareError::Request(error)) => {
                 Self::invalid(error.message().to_owned()).with_field(path(error.path()))
@@ -357,6 +383,18 @@ impl ApiError {
             PrepareFailure::Port(error) => error.into(),
         }
     }
+}
+
+/// Where a template that does not compile came from, as the client sees
+/// it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TemplateSource<'a> {
+    /// Sent in the body, its parts at this JSON path (`parts`,
+    /// `channel_settings.template.inline`): the field names the part.
+    Parts(&'a str),
+    /// Stored, and named by the reference at this JSON path: the part is
+    /// not in the body, so it is only in `part`.
+    Stored(&'a str),
 }
 
 /// The path of the field a message is about. serde reports a missing or
@@ -432,4 +470,8 @@ pub struct Problem {
     /// 1-based column in the body, for malformed JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<usize>,
+    /// The template part at fault (`subject`, `html`, …), for a template
+    /// that does not compile; with `line`, where in that part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
 }

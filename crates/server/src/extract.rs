@@ -10,6 +10,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -66,17 +68,17 @@ impl FromRequest<Shared> for NdjsonBody {
     }
 }
 
-/// A body of any type (the one-click unsubscribe form), as bytes.
+/// A small body of any type (the one-click unsubscribe form), as bytes,
+/// of at most `LIMIT` bytes: the route that takes it sets
+/// `DefaultBodyLimit::max(LIMIT)`.
 #[derive(Debug)]
-pub(crate) struct RawBody(pub Bytes);
+pub(crate) struct RawBody<const LIMIT: usize>(pub Bytes);
 
-impl FromRequest<Shared> for RawBody {
+impl<const LIMIT: usize> FromRequest<Shared> for RawBody<LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &Shared) -> Result<Self, ApiError> {
-        read_body(request, state, state.limits.max_body_bytes)
-            .await
-            .map(Self)
+        read_body(request, state, LIMIT).await.map(Self)
     }
 }
 
@@ -133,7 +135,8 @@ async fn read_body(request: Request, state: &Shared, limit: usize) -> Result<Byt
         })
 }
 
-/// Path parameters, with a malformed path answered as a 400 problem.
+/// Path parameters, with a malformed path answered as a 400 problem that
+/// names the path, and the parameter when axum tells which one it is.
 #[derive(Debug)]
 pub(crate) struct PathParams<T>(pub T);
 
@@ -145,13 +148,28 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Path::<T>::from_request_parts(parts, state).await {
-            Ok(Path(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::new(
-                ProblemKind::BadParameter,
-                format!("malformed path: {}", rejection.body_text()),
-            )),
-        }
+        let rejection = match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => return Ok(Self(value)),
+            Err(rejection) => rejection,
+        };
+        let name = match &rejection {
+            PathRejection::FailedToDeserializePathParams(error) => match error.kind() {
+                ErrorKind::ParseErrorAtKey { key, .. }
+                | ErrorKind::InvalidUtf8InPathParam { key }
+                | ErrorKind::DeserializeError { key, .. } => key.as_str(),
+                _ => "",
+            },
+            _ => "",
+        };
+        Err(ApiError::new(
+            ProblemKind::BadParameter,
+            format!(
+                "malformed path {:?}: {}",
+                parts.uri.path(),
+                rejection.body_text()
+            ),
+        )
+        .with_field(name))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP API of the artifact pipeline, on axum: render requests onto the
 //! queue, synchronous previews, templates, profiles, stored artifacts,
-//! response and engagement events, the tracking endpoints, metrics, health
-//! and the OpenAPI document.
+//! response and engagement events, the tracking endpoints, dead letters,
+//! metrics, health and the OpenAPI document.
 //!
 //! The server renders nothing by itself: it validates at the edge, binds
 //! requests to templates through the pipeline's [`Renderer`] (so a request
@@ -87,8 +87,13 @@ pub fn router(state: AppState) -> Router {
         .route("/o/{token}", get(routes::tracking::open))
         .route(
             "/u/{token}",
-            get(routes::tracking::unsubscribe_page).post(routes::tracking::unsubscribe),
+            get(routes::tracking::unsubscribe_page)
+                .post(routes::tracking::unsubscribe)
+                .layer(DefaultBodyLimit::max(
+                    routes::tracking::ONE_CLICK_BODY_BYTES,
+                )),
         )
+        .route("/v1/dead-letters", get(routes::ops::dead_letters))
         .route("/metrics", get(routes::ops::metrics))
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))

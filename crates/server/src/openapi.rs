@@ -35,6 +35,7 @@ use crate::routes::{artifacts, events, ops, previews, profiles, requests, templa
         tracking::open,
         tracking::unsubscribe_page,
         tracking::unsubscribe,
+        ops::dead_letters,
         ops::metrics,
         ops::healthz,
         ops::readyz,
@@ -50,6 +51,7 @@ use crate::routes::{artifacts, events, ops, previews, profiles, requests, templa
         profiles::Imported,
         artifacts::ArtifactPage,
         events::EventPageSchema,
+        ops::DeadLetterPage,
     )),
     tags(
         (name = "render requests", description = "Queue render requests and poll their status"),
@@ -59,7 +61,7 @@ use crate::routes::{artifacts, events, ops, previews, profiles, requests, templa
         (name = "artifacts", description = "Stored artifacts"),
         (name = "events", description = "Response and engagement events to poll"),
         (name = "tracking", description = "Click, open and unsubscribe endpoints of the tracking domain"),
-        (name = "operations", description = "Metrics, health and this document"),
+        (name = "operations", description = "Dead letters, metrics, health and this document"),
     )
 )]
 pub struct ApiDoc;

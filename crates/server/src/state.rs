@@ -51,7 +51,7 @@ impl std::fmt::Debug for AppState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiLimits {
     /// Largest request body, in bytes, for every endpoint but the profile
-    /// import. Default 32 MiB.
+    /// import and the one-click unsubscribe (4 KiB, fixed). Default 32 MiB.
     pub max_body_bytes: usize,
     /// Most recipients one render request may carry. Default 1,000,000:
     /// the queue splits a request into batches, so the API's bound is the

@@ -348,5 +348,11 @@ fn pinning_fills_in_a_missing_version_only() {
     assert_eq!(stored(&request), pinned);
     let mut versioned = parse(&valid()).unwrap();
     versioned.pin_template_version(9);
-    assert!(matches!(stored(&versioned), TemplateRef::Stored { version: Some(3), .. }));
+    assert!(matches!(
+        stored(&versioned),
+        TemplateRef::Stored {
+            version: Some(3),
+            ..
+        }
+    ));
 }

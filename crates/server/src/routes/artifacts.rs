@@ -13,7 +13,7 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{json, page_limit};
+use super::{MAX_ARTIFACT_PAGE, json, page_limit};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Params, PathParams, Shared, parse_id};
 use crate::state::AppState;
@@ -68,7 +68,8 @@ fn channel(params: &Params) -> Result<Option<Channel>, ApiError> {
         ("company" = String, Path, description = "The company"),
         ("request_id" = String, Path, description = "The request"),
         ("after" = Option<String>, Query, description = "Start after this recipient id"),
-        ("limit" = Option<usize>, Query, description = "Page size, 1 to 1000 (default 100)"),
+        ("limit" = Option<usize>, Query, description = "Page size, 1 to 100 (default 100): \
+                                                       an artifact can be megabytes"),
         ("lane" = Option<String>, Query, description = "`primary` (default) or `canary`"),
     ),
     responses(
@@ -92,7 +93,7 @@ pub(crate) async fn list(
         .get("after")
         .map(|after| parse_id("after", after, RecipientId::parse))
         .transpose()?;
-    let limit = page_limit(&params)?;
+    let limit = page_limit(&params, MAX_ARTIFACT_PAGE)?;
     let lane = lane(&params)?;
     // An unknown request (or another company's) answers 404 rather than an
     // empty page, so a client can tell a typo from "not rendered yet".

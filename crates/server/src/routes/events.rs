@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{json, page_limit};
+use super::{MAX_PAGE, json, page_limit};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Params, PathParams, Shared, parse_id};
 
@@ -60,7 +60,7 @@ fn paging(company: &str, params: Params) -> Result<(CompanyId, u64, usize), ApiE
     let params = params.only(&["after", "limit"])?;
     let company = parse_id("company", company, CompanyId::parse)?;
     let after = params.parse::<u64>("after")?.unwrap_or(0);
-    Ok((company, after, page_limit(&params)?))
+    Ok((company, after, page_limit(&params, MAX_PAGE)?))
 }
 
 /// Response events: one per finished or failed request, with its counts

@@ -89,19 +89,21 @@ pub(crate) fn check_template_size(
     Ok(())
 }
 
-/// Where the first page of a listing starts, and its default and largest
-/// size.
+/// The page size of a listing when `limit` is not given.
 pub(crate) const DEFAULT_PAGE: usize = 100;
+/// The largest page of events and dead letters, which are small.
 pub(crate) const MAX_PAGE: usize = 1000;
+/// The largest page of artifacts: one can be megabytes.
+pub(crate) const MAX_ARTIFACT_PAGE: usize = 100;
 
-/// The `limit` query parameter: at most [`MAX_PAGE`].
-pub(crate) fn page_limit(params: &crate::extract::Params) -> Result<usize, ApiError> {
+/// The `limit` query parameter: 1 to `max`, [`DEFAULT_PAGE`] when absent.
+pub(crate) fn page_limit(params: &crate::extract::Params, max: usize) -> Result<usize, ApiError> {
     match params.parse::<usize>("limit")? {
-        None => Ok(DEFAULT_PAGE),
-        Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
+        None => Ok(DEFAULT_PAGE.min(max)),
+        Some(limit) if (1..=max).contains(&limit) => Ok(limit),
         Some(limit) => Err(ApiError::bad_parameter(
             "limit",
-            format!("limit {limit} is out of range; give 1 to {MAX_PAGE}"),
+            format!("limit {limit} is out of range; give 1 to {max}"),
         )),
     }
 }

@@ -1,9 +1,10 @@
 //! Operations: `/metrics` (Prometheus), `/healthz` (the process is alive),
-//! `/readyz` (the queue answers) and `/openapi.json`.
+//! `/readyz` (the queue answers), `/v1/dead-letters` (batches that ran out
+//! of attempts) and `/openapi.json`.
 
 use std::sync::OnceLock;
 
-use artifact_pipeline::LaneDepths;
+use artifact_pipeline::{DeadLetter, LaneDepths};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,11 +12,13 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use serde::Serialize;
 use tracing::warn;
-use utoipa::OpenApi;
+use utoipa::{OpenApi, ToSchema};
 
+use super::{MAX_PAGE, json, page_limit};
 use crate::error::{ApiError, Problem, ProblemKind};
-use crate::extract::Shared;
+use crate::extract::{Params, Shared};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct LaneLabel {
@@ -108,6 +111,44 @@ pub(crate) async fn readyz(State(state): State<Shared>) -> Result<Response, ApiE
         )
         .caused_by(error)),
     }
+}
+
+/// The most recent dead letters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterPage {
+    /// Newest first. Each has `company_id`, `request_id`, `recipients`
+    /// (the batch, as `start` and `end` indexes into the request's
+    /// `render_recipients`), `attempts`, `reason` and `at`.
+    #[schema(value_type = Vec<Object>)]
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// The batches that ran out of attempts, newest first, for operators: each
+/// failed its request. The listing spans every company, so it belongs
+/// where only operators reach the API.
+#[utoipa::path(
+    get,
+    path = "/v1/dead-letters",
+    operation_id = "list_dead_letters",
+    tag = "operations",
+    params(
+        ("limit" = Option<usize>, Query, description = "How many, 1 to 1000 (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "The most recent dead letters", body = DeadLetterPage),
+        (status = 400, description = "A parameter is invalid", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The queue does not answer", body = Problem,
+            content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn dead_letters(
+    State(state): State<Shared>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let limit = page_limit(&params.only(&["limit"])?, MAX_PAGE)?;
+    let dead_letters = state.queue.dead_letters(limit).await?;
+    Ok(json(StatusCode::OK, &DeadLetterPage { dead_letters }))
 }
 
 /// This API's OpenAPI 3.1 document.

@@ -142,9 +142,9 @@ pub(crate) async fn preview(
     };
     let prepared = state
         .renderer
-        .prepare(request)
+        .prepare(request.clone())
         .await
-        .map_err(|failure| ApiError::from_prepare(failure, "request"))?;
+        .map_err(|failure| ApiError::from_prepare(failure, &request, "request"))?;
 
     let response = tokio::task::spawn_blocking(move || {
         let recipient = &prepared.request().render_recipients()[index];

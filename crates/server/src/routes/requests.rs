@@ -4,6 +4,8 @@
 //! A request is accepted only once it is known to render: it parses, its
 //! template exists for its company and compiles, and it fits the template.
 //! Nothing is half-accepted, and a retried request id never renders twice.
+//! A stored template named without a version is pinned to the version that
+//! is latest at acceptance, so every batch renders the same one.
 
 use std::sync::Arc;
 
@@ -86,12 +88,45 @@ pub(crate) fn check_inline_size(
     }
 }
 
+/// Pins a stored template named without a version to the version that is
+/// latest now, so that every batch, and any re-render after a crash,
+/// renders that version even if a newer one is stored meanwhile.
+async fn pin_latest_version(state: &AppState, request: &mut RenderRequest) -> Result<(), ApiError> {
+    let TemplateRef::Stored { id, version: None } = request.channel_settings().template() else {
+        return Ok(());
+    };
+    let latest = state
+        .renderer
+        .stored(request.company_id(), id, None)
+        .await
+        .map_err(|failure| ApiError::from_prepare(failure, request, ""))?;
+    // A stored template always has a version.
+    if let Some(version) = latest.version() {
+        request.pin_template_version(version);
+    }
+    Ok(())
+}
+
+/// The answer to a submission: `code` with the request's status.
+fn submitted(code: StatusCode, status: RequestStatus) -> Response {
+    let url = status_url(&status.company_id, &status.request_id);
+    let body = SubmitResponse {
+        request_id: status.request_id.clone(),
+        company_id: status.company_id.clone(),
+        status_url: url.clone(),
+        status,
+    };
+    with_location(json(code, &body), &url)
+}
+
 /// Accepts a render request.
 ///
 /// The request is parsed and validated, then bound to its template (stored
 /// for its company, or inline) exactly as a worker will bind it; only then
-/// is it queued. Resubmitting a request id the company already used
-/// answers 200 with that request's status and queues nothing.
+/// is it queued. A stored template named without a version is pinned to
+/// the latest version. Resubmitting a request id the company already used
+/// answers 200 with that request's status at once, whatever its template
+/// has become since, and queues nothing.
 #[utoipa::path(
     post,
     path = "/v1/render-requests",
@@ -104,8 +139,8 @@ pub(crate) fn check_inline_size(
     responses(
         (status = 202, description = "Accepted and queued", body = SubmitResponse,
             headers(("location" = String, description = "The status URL"))),
-        (status = 200, description = "This company already submitted this request id; nothing was queued",
-            body = SubmitResponse),
+        (status = 200, description = "This company already submitted this request id; nothing was \
+                                      queued or checked against its template", body = SubmitResponse),
         (status = 400, description = "Malformed JSON (with line and column)", body = Problem,
             content_type = "application/problem+json"),
         (status = 413, description = "Body or inline template over its limit", body = Problem,
@@ -122,30 +157,33 @@ pub(crate) async fn submit(
     State(state): State<Shared>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let request = parse_request(body, request_limits(&state)).await?;
+    let mut request = parse_request(body, request_limits(&state)).await?;
+    // A retry of an accepted request answers as it did, even when its
+    // template changed or went away since.
+    if let Some(status) = state
+        .queue
+        .status(request.company_id(), request.request_id())
+        .await?
+    {
+        return Ok(submitted(StatusCode::OK, status));
+    }
     check_inline_size(&request, &state, "")?;
+    pin_latest_version(&state, &mut request).await?;
     let request = Arc::new(request);
     state
         .renderer
         .prepare(request.clone())
         .await
-        .map_err(|failure| ApiError::from_prepare(failure, ""))?;
-    let submitted = state.queue.submit(request).await?;
-    let (code, status) = match submitted {
+        .map_err(|failure| ApiError::from_prepare(failure, &request, ""))?;
+    // The queue still decides between two submissions racing past the
+    // check above.
+    Ok(match state.queue.submit(request).await? {
         Submitted::Accepted(status) => {
             state.metrics.accepted.inc();
-            (StatusCode::ACCEPTED, status)
+            submitted(StatusCode::ACCEPTED, status)
         }
-        Submitted::Existing(status) => (StatusCode::OK, status),
-    };
-    let url = status_url(&status.company_id, &status.request_id);
-    let body = SubmitResponse {
-        request_id: status.request_id.clone(),
-        company_id: status.company_id.clone(),
-        status_url: url.clone(),
-        status,
-    };
-    Ok(with_location(json(code, &body), &url))
+        Submitted::Existing(status) => submitted(StatusCode::OK, status),
+    })
 }
 
 /// Where a render request stands: its state, per-recipient counts, its

@@ -1,7 +1,8 @@
 //! `PUT` and `GET /v1/companies/{company}/templates/{id}`: versioned
 //! template bundles. A template is compiled before it is stored, so a
 //! stored version always renders; each PUT adds a version, and a version
-//! never changes.
+//! never changes. Every version of a template is on the same channel, so
+//! a request that names the template without a version always fits it.
 
 use artifact_pipeline::StoredTemplate;
 use artifact_render::CompiledTemplate;
@@ -14,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{check_template_size, json, segment, with_location};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, ProblemKind, TemplateSource};
 use crate::extract::{JsonBody, Params, PathParams, Shared, parse_id, parse_json};
+use crate::state::AppState;
 
 /// A template to store.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -55,7 +57,35 @@ fn ids(company: &str, id: &str) -> Result<(CompanyId, TemplateId), ApiError> {
     ))
 }
 
-/// Compiles and stores a new version of a template.
+/// Refuses a new version on another channel than the template's. The
+/// check precedes the put rather than being part of it (the port has no
+/// conditional put), so two first PUTs of one id racing on different
+/// channels could both land.
+async fn check_channel(
+    state: &AppState,
+    company: &CompanyId,
+    id: &TemplateId,
+    channel: Channel,
+) -> Result<(), ApiError> {
+    match state.templates.get(company, id, None).await? {
+        Some(latest) if latest.channel != channel => Err(ApiError::new(
+            ProblemKind::Conflict,
+            format!(
+                "template {:?} is a {} template (version {}); a new version cannot be {}: \
+                 store it under another id",
+                id.as_str(),
+                latest.channel,
+                latest.version,
+                channel
+            ),
+        )
+        .with_field("channel")),
+        _ => Ok(()),
+    }
+}
+
+/// Compiles and stores a new version of a template, on the channel of the
+/// versions before it.
 #[utoipa::path(
     put,
     path = "/v1/companies/{company}/templates/{id}",
@@ -70,6 +100,8 @@ fn ids(company: &str, id: &str) -> Result<(CompanyId, TemplateId), ApiError> {
         (status = 201, description = "Stored as a new version", body = TemplateStored,
             headers(("location" = String, description = "The stored version's URL"))),
         (status = 400, description = "Malformed JSON or id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The template's versions are on another channel; `field` is \
+                                      `channel`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Template over the size limit", body = Problem,
             content_type = "application/problem+json"),
         (status = 422, description = "The template does not compile; `line` and `field` (`parts.<part>`) \
@@ -86,6 +118,7 @@ pub(crate) async fn put(
     let (company, id) = ids(&company, &id)?;
     let TemplateBody { channel, parts } = parse_json(&body)?;
     check_template_size(&parts, state.limits.max_template_bytes, "parts")?;
+    check_channel(&state, &company, &id, channel).await?;
     // Compiling MJML and inlining CSS take real CPU time.
     let limits = state.renderer.limits().clone();
     let name = id.clone();
@@ -95,7 +128,8 @@ pub(crate) async fn put(
     })
     .await
     .map_err(|error| ApiError::internal("template compile failed", error))?;
-    let compiled = compiled.map_err(|error| ApiError::from_template_error(&error, "parts"))?;
+    let compiled = compiled
+        .map_err(|error| ApiError::from_template_error(&error, TemplateSource::Parts("parts")))?;
     let stored = state.templates.put(&company, &id, channel, parts).await?;
     let location = format!(
         "/v1/companies/{}/templates/{}?version={}",

@@ -20,8 +20,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::{debug, warn};
 
+use crate::error::Problem;
 use crate::extract::{PathParams, RawBody, Shared};
 use crate::state::AppState;
+
+/// The most a one-click unsubscribe POST may carry: RFC 8058's marker is
+/// 26 bytes, and mail providers wrap it in a small form, so anything
+/// larger is not a mail client and is not read.
+pub(crate) const ONE_CLICK_BODY_BYTES: usize = 4 * 1024;
 
 /// A 1×1 transparent GIF (43 bytes).
 const PIXEL: &[u8] = &[
@@ -307,12 +313,14 @@ pub(crate) async fn unsubscribe_page(
     responses(
         (status = 200, description = "Recorded", content_type = "text/plain"),
         (status = 404, description = "Invalid token, or tracking is not configured", content_type = "text/html"),
+        (status = 413, description = "The body is over 4 KiB", body = Problem,
+            content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn unsubscribe(
     State(state): State<Shared>,
     PathParams(token): PathParams<String>,
-    RawBody(body): RawBody,
+    RawBody(body): RawBody<ONE_CLICK_BODY_BYTES>,
 ) -> Response {
     let Some(config) = config(&state) else {
         return not_found();

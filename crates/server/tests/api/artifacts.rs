@@ -37,3 +37,49 @@ async fn artifact_parameters_are_checked() {
         assert_eq!(problem["field"], field, "{uri}");
     }
 }
+
+#[tokio::test]
+async fn artifact_pages_hold_at_most_100_and_event_pages_1000() {
+    let app = TestApp::with(Options {
+        no_workers: true,
+        ..Options::default()
+    });
+    let problem = app
+        .get("/v1/artifacts/acme/req-1?limit=101")
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    assert_eq!(problem["field"], "limit");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("1 to 100"),
+        "{problem}"
+    );
+    // 100 is allowed: the unknown request is what answers.
+    app.get("/v1/artifacts/acme/req-1?limit=100")
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    let events = app
+        .get("/v1/companies/acme/response-events?limit=1000")
+        .await;
+    assert_eq!(events.status, StatusCode::OK, "{}", events.text());
+    let problem = app
+        .get("/v1/companies/acme/engagement-events?limit=1001")
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("1 to 1000"),
+        "{problem}"
+    );
+
+    let document = app.get("/openapi.json").await.json();
+    let limit = |path: &str| {
+        document["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|parameter| parameter["name"] == "limit")
+            .map(|parameter| parameter["description"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert!(limit("/v1/artifacts/{company}/{request_id}").contains("1 to 100 "));
+    assert!(limit("/v1/companies/{company}/response-events").contains("1 to 1000"));
+}

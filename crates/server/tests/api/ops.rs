@@ -1,9 +1,13 @@
 //! Health, metrics, the OpenAPI document and the router's own errors.
 
-use axum::http::{Method, StatusCode};
-use serde_json::Value;
+use std::time::Duration;
 
-use crate::support::{Options, TestApp};
+use artifact_pipeline::RequestQueue;
+use artifact_pipeline::adapters::embedded::EmbeddedOptions;
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Options, TestApp, email_request, seed};
 
 fn app() -> TestApp {
     TestApp::with(Options {
@@ -77,6 +81,7 @@ async fn the_openapi_document_lists_every_route() {
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/openapi.json", "get"),
+        ("/v1/dead-letters", "get"),
     ];
     for (path, method) in expected {
         assert!(
@@ -84,7 +89,7 @@ async fn the_openapi_document_lists_every_route() {
             "{method} {path} missing from the document"
         );
     }
-    assert_eq!(paths.len(), 17, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 18, "{:?}", paths.keys().collect::<Vec<_>>());
     assert!(document["components"]["schemas"]["Problem"].is_object());
     // Generated clients name methods after operation ids: each is unique.
     let mut ids: Vec<&str> = paths
@@ -147,4 +152,62 @@ async fn serve_answers_on_a_socket_and_shuts_down_gracefully() {
         .expect("the server stops")
         .unwrap()
         .expect("serve returns Ok");
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_newest_first() {
+    let app = TestApp::with(Options {
+        no_workers: true,
+        store: Some(EmbeddedOptions {
+            batch_size: 2,
+            max_attempts: 2,
+            retry_backoff: Duration::from_millis(1),
+            ..EmbeddedOptions::default()
+        }),
+        ..Options::default()
+    });
+    let empty = app.get("/v1/dead-letters").await;
+    assert_eq!(empty.status, StatusCode::OK, "{}", empty.text());
+    assert_eq!(empty.json(), json!({"dead_letters": []}));
+
+    // Two requests whose one batch fails both its attempts.
+    seed(&app, "acme").await;
+    for id in ["req-1", "req-2"] {
+        app.submit(&email_request(id, "acme", "welcome")).await;
+        for _ in 0..2 {
+            let lease = app
+                .store
+                .lease(Duration::from_secs(5))
+                .await
+                .expect("lease")
+                .expect("a batch is ready");
+            app.store.fail(&lease, "store down").await.expect("fail");
+        }
+    }
+    let letters = app.get("/v1/dead-letters").await.json();
+    let letters = letters["dead_letters"].as_array().unwrap();
+    let ids: Vec<&str> = letters
+        .iter()
+        .map(|letter| letter["request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["req-2", "req-1"]);
+    assert_eq!(letters[0]["company_id"], "acme");
+    assert_eq!(letters[0]["attempts"], 2);
+    assert_eq!(letters[0]["reason"], "store down");
+    assert_eq!(letters[0]["recipients"], json!({"start": 0, "end": 2}));
+    let one = app.get("/v1/dead-letters?limit=1").await.json();
+    assert_eq!(one["dead_letters"].as_array().unwrap().len(), 1);
+
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=x", "limit"),
+        ("company_id=acme", "company_id"),
+    ] {
+        let problem = app
+            .get(&format!("/v1/dead-letters?{query}"))
+            .await
+            .problem(StatusCode::BAD_REQUEST);
+        assert_eq!(problem["field"], field, "{query}");
+    }
 }

@@ -1,11 +1,28 @@
 //! Render requests: accepted, rendered by the workers, idempotent, and
 //! refused with a problem naming the field.
 
+use artifact_pipeline::TemplateStore;
+use artifact_render::request::{CompanyId, TemplateId};
+use artifact_render::template::{Channel, TemplateParts};
 use artifact_server::ApiLimits;
 use axum::http::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::support::{Options, TestApp, email_request, seed};
+use crate::support::{Options, TestApp, email_request, seed, welcome_template};
+
+/// The email subjects of a request's artifacts, by recipient id.
+async fn subjects(app: &TestApp, company: &str, request_id: &str) -> Vec<String> {
+    let list = app
+        .get(&format!("/v1/artifacts/{company}/{request_id}"))
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text());
+    list.json()["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|artifact| artifact["email"]["subject"].as_str().unwrap().to_owned())
+        .collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_request_is_rendered_and_its_artifacts_listed() {
@@ -356,4 +373,136 @@ async fn ids_with_reserved_characters_round_trip_through_the_status_url() {
     assert_eq!(status.status, StatusCode::OK, "{}", status.text());
     assert_eq!(status.json()["request_id"], "batch/7?x");
     assert_eq!(status.json()["state"], "queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_naming_no_version_renders_the_version_latest_at_acceptance() {
+    let mut app = TestApp::with(Options {
+        no_workers: true,
+        ..Options::default()
+    });
+    seed(&app, "acme").await;
+    app.submit(&email_request("req-1", "acme", "welcome")).await;
+    // A new version lands while req-1 waits in the queue.
+    let mut second = welcome_template();
+    second["parts"]["subject"] = json!("Version two, {{ profile.first_name }}");
+    assert_eq!(app.put_template("acme", "welcome", second).await, 2);
+    app.submit(&email_request("req-2", "acme", "welcome")).await;
+
+    app.start_workers();
+    for id in ["req-1", "req-2"] {
+        let status = app
+            .wait_finished(&format!("/v1/render-requests/{id}?company_id=acme"))
+            .await;
+        assert_eq!(status["state"], "done", "{status}");
+    }
+    assert_eq!(
+        subjects(&app, "acme", "req-1").await,
+        ["Welcome, Ada!", "Welcome, Grace!"]
+    );
+    assert_eq!(
+        subjects(&app, "acme", "req-2").await,
+        ["Version two, Ada", "Version two, Grace"]
+    );
+}
+
+#[tokio::test]
+async fn a_resubmission_answers_the_existing_request_before_its_template_is_checked() {
+    let app = TestApp::with(Options {
+        no_workers: true,
+        ..Options::default()
+    });
+    seed(&app, "acme").await;
+    let mut request = email_request("req-1", "acme", "welcome");
+    request["channel_settings"]["template"]["version"] = json!(1);
+    let first = app.submit(&request).await.json();
+
+    // The same request id, now naming a version that does not exist.
+    request["channel_settings"]["template"]["version"] = json!(9);
+    let again = app
+        .json(Method::POST, "/v1/render-requests", &request)
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    assert_eq!(again.json(), first);
+    let metrics = app.get("/metrics").await.text();
+    assert!(
+        metrics.contains("artifact_accepted_requests_total 1"),
+        "{metrics}"
+    );
+}
+
+/// An email request for `acme` whose template is `template`.
+fn request_with_template(template: Value) -> Value {
+    let mut request = email_request("req-1", "acme", "unused");
+    request["channel_settings"]["template"] = template;
+    request
+}
+
+#[tokio::test]
+async fn a_template_error_names_the_part_and_line() {
+    let app = TestApp::with(Options {
+        no_workers: true,
+        ..Options::default()
+    });
+    let html = "<p>one</p>\n<p>two</p>\n<p>{{ profile.name </p>";
+
+    // Inline: the part is a field of the body, in the request and in a
+    // preview of it.
+    let inline = request_with_template(json!({"inline": {"subject": "Hi", "html": html}}));
+    let problem = app
+        .json(Method::POST, "/v1/render-requests", &inline)
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        problem["field"], "channel_settings.template.inline.html",
+        "{problem}"
+    );
+    assert_eq!(
+        (&problem["part"], &problem["line"]),
+        (&json!("html"), &json!(3))
+    );
+    let problem = app
+        .json(
+            Method::POST,
+            "/v1/previews",
+            &json!({"request": inline, "profile": {}}),
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        problem["field"], "request.channel_settings.template.inline.html",
+        "{problem}"
+    );
+
+    // Stored (here past the API's compile check, as a version stored by an
+    // older release might be): the reference is the field, the part and
+    // line are members of their own.
+    let parts: TemplateParts =
+        serde_json::from_value(json!({"subject": "Hi", "html": html})).unwrap();
+    let company = CompanyId::parse("acme").unwrap();
+    let id = TemplateId::parse("broken").unwrap();
+    app.store
+        .put(&company, &id, Channel::Email, parts)
+        .await
+        .expect("store a template");
+    let problem = app
+        .json(
+            Method::POST,
+            "/v1/render-requests",
+            &request_with_template(json!({"id": "broken"})),
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["field"], "channel_settings.template", "{problem}");
+    assert_eq!(
+        (&problem["part"], &problem["line"]),
+        (&json!("html"), &json!(3))
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("template \"broken\" part html line 3:"),
+        "{problem}"
+    );
 }

@@ -7,7 +7,7 @@ use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts};
 use artifact_render::RenderLimits;
-use artifact_render::finish::tracking::{SigningKey, TrackingConfig};
+use artifact_render::finish::tracking::{ClaimKind, Claims, SigningKey, TrackingConfig};
 use artifact_server::{ApiLimits, AppState, router};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -20,7 +20,11 @@ use tower::ServiceExt;
 /// The router over a fresh store, with one worker rendering into it.
 pub struct TestApp {
     pub app: Router,
-    _workers: Option<WorkerPool>,
+    /// The store behind every port, for tests that reach past the API.
+    pub store: Arc<EmbeddedStore>,
+    renderer: Arc<Renderer>,
+    metrics: Arc<Metrics>,
+    workers: Option<WorkerPool>,
     _dir: TempDir,
 }
 
@@ -32,8 +36,10 @@ pub struct Options {
     /// Leave artifacts out of the state, as a server whose sink is not a
     /// store would.
     pub no_artifact_store: bool,
-    /// No workers: requests stay queued.
+    /// No workers: requests stay queued until [`TestApp::start_workers`].
     pub no_workers: bool,
+    /// The store's options; batches of 2 and the defaults otherwise.
+    pub store: Option<EmbeddedOptions>,
 }
 
 /// The tracking configuration of the tracking tests.
@@ -51,6 +57,17 @@ pub fn tracking_config() -> Arc<TrackingConfig> {
     )
 }
 
+/// A tracking token of `kind` for recipient `r1` of message `m1` of
+/// `company`, signed with the test server's key.
+pub fn signed_token(company: &str, kind: ClaimKind<'static>) -> String {
+    tracking_config().signer().sign(&Claims {
+        company_id: company.into(),
+        message_id: "m1".into(),
+        recipient_id: "r1".into(),
+        kind,
+    })
+}
+
 impl TestApp {
     pub fn new() -> Self {
         Self::with(Options::default())
@@ -60,10 +77,10 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = EmbeddedStore::open(
             &dir.path().join("pipeline.db"),
-            EmbeddedOptions {
+            options.store.unwrap_or(EmbeddedOptions {
                 batch_size: 2,
                 ..EmbeddedOptions::default()
-            },
+            }),
         )
         .expect("open store");
         let tracking = options.tracking.then(tracking_config);
@@ -74,19 +91,6 @@ impl TestApp {
             RenderLimits::default(),
         ));
         let metrics = Arc::new(Metrics::default());
-        let workers = (!options.no_workers).then(|| {
-            WorkerPool::start(
-                1,
-                WorkerPorts {
-                    queue: store.clone(),
-                    profiles: store.clone(),
-                    sink: store.clone(),
-                    responses: store.clone(),
-                },
-                renderer.clone(),
-                metrics.clone(),
-            )
-        });
         let artifacts: Option<Arc<dyn artifact_pipeline::ArtifactStore>> =
             (!options.no_artifact_store).then(|| store.clone() as _);
         let state = AppState {
@@ -96,15 +100,39 @@ impl TestApp {
             artifacts,
             responses: store.clone(),
             engagement: store.clone(),
-            renderer,
-            metrics,
+            renderer: renderer.clone(),
+            metrics: metrics.clone(),
             limits: options.limits.unwrap_or_default(),
         };
-        Self {
+        let mut app = Self {
             app: router(state),
-            _workers: workers,
+            store,
+            renderer,
+            metrics,
+            workers: None,
             _dir: dir,
+        };
+        if !options.no_workers {
+            app.start_workers();
         }
+        app
+    }
+
+    /// Starts the worker an app built with `no_workers` lacks.
+    pub fn start_workers(&mut self) {
+        assert!(self.workers.is_none(), "workers already started");
+        let store = &self.store;
+        self.workers = Some(WorkerPool::start(
+            1,
+            WorkerPorts {
+                queue: store.clone(),
+                profiles: store.clone(),
+                sink: store.clone(),
+                responses: store.clone(),
+            },
+            self.renderer.clone(),
+            self.metrics.clone(),
+        ));
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {

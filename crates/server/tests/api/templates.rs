@@ -173,3 +173,55 @@ async fn a_template_over_the_size_limit_is_413_naming_the_limit() {
         "{problem}"
     );
 }
+
+#[tokio::test]
+async fn a_new_version_cannot_change_the_channel() {
+    let app = app();
+    app.put_template("acme", "welcome", welcome_template())
+        .await;
+    let problem = app
+        .json(
+            Method::PUT,
+            "/v1/companies/acme/templates/welcome",
+            &json!({"channel": "sms", "parts": {"sms": "Hi"}}),
+        )
+        .await
+        .problem(StatusCode::CONFLICT);
+    assert_eq!(problem["field"], "channel");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("email") && detail.contains("sms"),
+        "{detail}"
+    );
+    let latest = app.get("/v1/companies/acme/templates/welcome").await.json();
+    assert_eq!(latest["versions"], json!([1]));
+    // Another id is free to use the other channel.
+    app.put_template(
+        "acme",
+        "welcome-sms",
+        json!({"channel": "sms", "parts": {"sms": "Hi"}}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_malformed_path_segment_is_named() {
+    let app = app();
+    let problem = app
+        .get("/v1/companies/%FF/templates/welcome")
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    assert_eq!(problem["field"], "company", "{problem}");
+    let problem = app
+        .get("/v1/companies/acme/templates/%C3")
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    assert_eq!(problem["field"], "id", "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/companies/acme/templates/%C3"),
+        "{problem}"
+    );
+}

@@ -1,11 +1,12 @@
 //! The tracking endpoints: clicks redirect, opens get a pixel, unsubscribes
 //! need a POST; valid tokens are recorded, bad ones never redirect.
 
+use artifact_render::finish::tracking::ClaimKind;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::support::{Options, TestApp, email_request, tracking_config};
+use crate::support::{Options, TestApp, email_request, signed_token, tracking_config};
 
 const HTML: &str = concat!(
     "<html><body>\n",
@@ -221,4 +222,35 @@ async fn without_tracking_the_tracking_routes_are_404() {
             .await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
     }
+}
+
+#[tokio::test]
+async fn a_one_click_unsubscribe_reads_at_most_4_kib() {
+    let app = TestApp::with(Options {
+        tracking: true,
+        no_workers: true,
+        ..Options::default()
+    });
+    let token = signed_token("acme", ClaimKind::Unsubscribe);
+    let post = |body: String| {
+        Request::post(format!("/u/{token}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let big = format!("List-Unsubscribe=One-Click&pad={}", "x".repeat(10 * 1024));
+    let problem = app
+        .send(post(big))
+        .await
+        .problem(StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("4096 bytes"),
+        "{problem}"
+    );
+    let events = app.get("/v1/companies/acme/engagement-events").await.json();
+    assert_eq!(events["events"], json!([]), "nothing recorded");
+
+    let small = format!("List-Unsubscribe=One-Click&pad={}", "x".repeat(3 * 1024));
+    let reply = app.send(post(small)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 }
