@@ -34,6 +34,8 @@ enum Command {
     /// Run the service: HTTP API, durable queue and workers on the embedded
     /// store.
     Serve(cmd::serve::Args),
+    /// Generate synthetic render traffic and report throughput and latency.
+    Loadgen(Box<cmd::loadgen::Args>),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Render(args) => cmd::render::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
+        Command::Loadgen(args) => cmd::loadgen::run_command(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -309,3 +309,89 @@ fn sigterm_finishes_in_flight_batches_and_a_restart_renders_the_rest() {
     assert_eq!(status["counts"]["rendered"], 40_000, "{status}");
     assert_eq!(server.artifact_recipients("bulk").len(), 40_000);
 }
+
+/// `artifact loadgen` in JSON mode, its summary parsed.
+fn loadgen(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_artifact"))
+        .arg("loadgen")
+        .args([
+            "--profiles",
+            "200",
+            "--recipients",
+            "20",
+            "--json",
+            "--drain",
+            "60s",
+        ])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn loadgen_renders_in_process_and_reports_every_request() {
+    let summary = loadgen(&[
+        "--mix",
+        "sms=1,receipt=1",
+        "--closed",
+        "2",
+        "--requests",
+        "6",
+        "--duration",
+        "60s",
+    ]);
+    let totals = &summary["totals"];
+    assert_eq!(totals["requests_offered"], 6, "{summary}");
+    assert_eq!(totals["requests_completed"], 6, "{summary}");
+    assert_eq!(totals["recipients_completed"], 120, "{summary}");
+    assert_eq!(summary["errors"], json!({}), "{summary}");
+    assert!(summary["renders_per_second"].as_f64().unwrap() > 0.0);
+    assert!(summary["peak_rss_mib"].as_f64().unwrap() > 1.0);
+}
+
+#[test]
+fn loadgen_drives_a_running_service_over_http() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let summary = loadgen(&[
+        "--target",
+        &server.base,
+        "--mix",
+        "newsletter",
+        "--priorities",
+        "high=1,low=1",
+        "--rate",
+        "200/s",
+        "--duration",
+        "1s",
+    ]);
+    let totals = &summary["totals"];
+    let offered = totals["requests_offered"].as_u64().unwrap();
+    // 200 renders/s in requests of 20 recipients, for a second.
+    assert!((9..=11).contains(&offered), "{summary}");
+    assert_eq!(
+        totals["requests_completed"].as_u64(),
+        Some(offered),
+        "{summary}"
+    );
+    assert_eq!(summary["errors"], json!({}), "{summary}");
+    let lanes: Vec<&str> = summary["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|lane| lane["lane"].as_str().unwrap())
+        .collect();
+    assert!(
+        lanes.iter().all(|lane| ["high", "low"].contains(lane)),
+        "{lanes:?}"
+    );
+    // The service's own memory, read from its /metrics.
+    assert!(summary["peak_rss_mib"].as_f64().unwrap() > 1.0, "{summary}");
+}

@@ -18,7 +18,7 @@ use artifact_render::{
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use crate::Error;
 use crate::metrics::Metrics;
@@ -187,7 +187,7 @@ async fn publish(ports: &WorkerPorts, event: ResponseEvent) -> bool {
         warn!(%error, %request, "cannot publish the response event; it is retried later");
         return false;
     }
-    info!(%request, %company, "request finished");
+    debug!(%request, %company, "request finished");
     if let Err(error) = ports.queue.announced(&company, &request).await {
         // Published but still listed: the next sweep publishes it again.
         warn!(%error, %request, "cannot record the response event as published");

@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
+pub mod loadgen;
 pub mod render;
 pub mod serve;

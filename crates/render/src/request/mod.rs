@@ -159,6 +159,16 @@ impl RenderRequest {
         &self.tracking_options
     }
 
+    /// A copy of this request under another id: the same message and
+    /// recipients (their event data is shared, not copied). For generating
+    /// traffic from one request.
+    pub fn with_request_id(&self, request_id: RequestId) -> RenderRequest {
+        RenderRequest {
+            request_id,
+            ..self.clone()
+        }
+    }
+
     /// Fixes a stored template reference that names no version to
     /// `version`, the one that was latest when the request was accepted, so
     /// that every batch (and any re-render) uses the same version. A ref

@@ -64,6 +64,21 @@ pub(crate) async fn metrics(State(state): State<Shared>) -> Result<Response, Api
         }
         Err(error) => warn!(%error, "cannot read the queue depth for /metrics"),
     }
+    let (resident, peak) = (Gauge::<i64>::default(), Gauge::<i64>::default());
+    registry.register(
+        "artifact_process_resident_memory_bytes",
+        "Resident memory of this process",
+        resident.clone(),
+    );
+    registry.register(
+        "artifact_process_peak_resident_memory_bytes",
+        "Peak resident memory of this process since it started",
+        peak.clone(),
+    );
+    if let Some(memory) = process_memory() {
+        resident.set(memory.resident);
+        peak.set(memory.peak);
+    }
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &registry)
         .map_err(|error| ApiError::internal("cannot encode the metrics", error))?;
@@ -170,4 +185,27 @@ pub(crate) async fn openapi() -> Response {
             })
     });
     text(StatusCode::OK, "application/json", document.clone())
+}
+
+struct ProcessMemory {
+    resident: i64,
+    peak: i64,
+}
+
+/// `VmRSS` and `VmHWM` from `/proc/self/status`; `None` where there is no
+/// such file.
+fn process_memory() -> Option<ProcessMemory> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<i64>().ok())
+            .map(|n| n * 1024)
+    };
+    Some(ProcessMemory {
+        resident: kib("VmRSS:")?,
+        peak: kib("VmHWM:")?,
+    })
 }

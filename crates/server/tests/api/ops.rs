@@ -49,6 +49,17 @@ async fn metrics_include_the_queue_depth_per_lane() {
         text.contains("artifact_accepted_requests_total 0"),
         "{text}"
     );
+    // This test process's own memory: more than nothing, peak ≥ current.
+    let gauge = |name: &str| -> i64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+            .parse()
+            .unwrap()
+    };
+    let resident = gauge("artifact_process_resident_memory_bytes");
+    assert!(resident > 1 << 20, "{resident}");
+    assert!(gauge("artifact_process_peak_resident_memory_bytes") >= resident);
     assert!(text.ends_with("# EOF\n"));
 }
 
