@@ -83,6 +83,15 @@ pub struct EmbeddedStore {
     inner: Arc<Inner>,
     /// Woken when batches become ready, for `lease` calls that wait.
     ready: Notify,
+    /// Stops the checkpointer thread when the store is dropped.
+    stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        self.stop_checkpoints
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What the blocking closures share.
@@ -112,6 +121,14 @@ impl EmbeddedStore {
         }
         let mut writer = schema::open_writer(path)?;
         let scheduler = queue::restore(&mut writer)?;
+        let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let (path, stop) = (path.to_owned(), stop_checkpoints.clone());
+            std::thread::Builder::new()
+                .name("artifact-checkpoint".into())
+                .spawn(move || schema::checkpointer(path, stop))
+                .map_err(|e| Error::backend("starting the checkpointer", e))?;
+        }
         let db = Db {
             path: path.to_owned(),
             writer: Mutex::new(writer),
@@ -125,6 +142,7 @@ impl EmbeddedStore {
                 options,
             }),
             ready: Notify::new(),
+            stop_checkpoints,
         }))
     }
 

@@ -272,9 +272,9 @@ impl Inner {
                 return Ok(Err(existing));
             }
             tx.prepare_cached(
-                "INSERT INTO requests (company_id, request_id, priority, state, request,
+                "INSERT INTO requests (company_id, request_id, priority, state,
                      recipients, response_metadata, accepted_at, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .and_then(|mut insert| {
                 insert.execute(params![
@@ -282,13 +282,17 @@ impl Inner {
                     key.1.as_str(),
                     priority_name(request.priority()),
                     state_name(state),
-                    json,
                     request.render_recipients().len(),
                     metadata,
                     timestamp_text(now),
                     finished_at.map(timestamp_text),
                 ])
             })
+            .or_backend(&doing)?;
+            tx.prepare_cached(
+                "INSERT INTO request_bodies (company_id, request_id, request) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut insert| insert.execute(params![key.0.as_str(), key.1.as_str(), json]))
             .or_backend(&doing)?;
             let mut batches = Vec::with_capacity(ranges.len());
             {
@@ -438,7 +442,7 @@ impl Inner {
             .db
             .read(|conn| {
                 conn.prepare_cached(
-                    "SELECT request FROM requests WHERE company_id = ?1 AND request_id = ?2",
+                    "SELECT request FROM request_bodies WHERE company_id = ?1 AND request_id = ?2",
                 )
                 .and_then(|mut select| {
                     select.query_row(params![key.0.as_str(), key.1.as_str()], |row| row.get(0))

@@ -25,8 +25,6 @@ CREATE TABLE requests (
     request_id TEXT NOT NULL,
     priority TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('queued', 'rendering', 'done', 'failed')),
-    -- the RenderRequest as JSON, parsed again when the store reopens
-    request TEXT NOT NULL,
     recipients INTEGER NOT NULL,
     rendered INTEGER NOT NULL DEFAULT 0,
     skipped INTEGER NOT NULL DEFAULT 0,
@@ -42,6 +40,17 @@ CREATE TABLE requests (
 );
 CREATE INDEX requests_unannounced ON requests (finished_at)
     WHERE finished_at IS NOT NULL AND announced = 0;
+
+-- The RenderRequest as JSON, parsed when its batches are leased. Apart from
+-- `requests` because SQLite rewrites a whole row on every update, and the
+-- status row is updated with every batch while the body is megabytes.
+CREATE TABLE request_bodies (
+    company_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    request TEXT NOT NULL,
+    PRIMARY KEY (company_id, request_id),
+    FOREIGN KEY (company_id, request_id) REFERENCES requests (company_id, request_id)
+);
 
 -- Consecutive recipient ranges of a request. `attempts` is written when a
 -- batch is leased, so a batch that keeps killing the process runs out.
@@ -130,6 +139,11 @@ pub(super) fn open_writer(path: &Path) -> PortResult<Connection> {
     // (-9), but a power loss or OS crash may lose the last commits.
     conn.pragma_update(None, "synchronous", "NORMAL")
         .or_backend("setting synchronous = NORMAL")?;
+    // Commits never checkpoint: the checkpointer thread does, so a request
+    // or batch commit does not pay for copying the log into the database
+    // (and its fsync).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .or_backend("turning automatic checkpoints off")?;
     conn.pragma_update(None, "foreign_keys", true)
         .or_backend("enabling foreign keys")?;
     migrate(&mut conn, path)?;
@@ -175,4 +189,38 @@ fn migrate(conn: &mut Connection, path: &Path) -> PortResult<()> {
         }
     }
     tx.commit().or_backend("migrating the schema")
+}
+
+/// How often the checkpointer copies the write-ahead log into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A log this large is reset at the next checkpoint (waiting for readers
+/// to move on), so it cannot grow without bound under constant reads.
+const WAL_RESET_BYTES: u64 = 64 << 20;
+
+/// Checkpoints `path` from its own connection until `stop` is set. A
+/// passive checkpoint never blocks the writer or readers.
+pub(super) fn checkpointer(
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let Ok(conn) = open(&path, OpenFlags::default()) else {
+        tracing::warn!(path = %path.display(), "cannot open the checkpointer's connection");
+        return;
+    };
+    let wal = {
+        let mut name = path.clone().into_os_string();
+        name.push("-wal");
+        std::path::PathBuf::from(name)
+    };
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let large = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESET_BYTES);
+        let mode = if large { "TRUNCATE" } else { "PASSIVE" };
+        if let Err(error) =
+            conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+        {
+            tracing::warn!(%error, mode, "checkpoint failed");
+        }
+    }
 }

@@ -217,7 +217,7 @@ async fn a_stored_request_that_no_longer_parses_is_dead_lettered_when_leased() {
         .expect("submit");
     drop(store);
     let conn = rusqlite::Connection::open(&path).expect("open file");
-    conn.execute("UPDATE requests SET request = '{\"unknown\": 1}'", [])
+    conn.execute("UPDATE request_bodies SET request = '{\"unknown\": 1}'", [])
         .expect("corrupt the request");
     drop(conn);
 
