@@ -27,7 +27,7 @@
 //! data_dir = "artifact-data"
 //! workers = 2
 //! sink = "store"             # or "outbox:DIR", "ndjson:FILE", "discard"
-//! batch_size = 500
+//! batch_size = 100
 //! ```
 
 use std::path::Path;

@@ -185,7 +185,11 @@ impl Target for InProcess {
             .submit(shape.request(&id))
             .await
             .map(|_| ())
-            .map_err(|e| format!("submit: {e}"))
+            .map_err(|error| match error {
+                // The cause alone, so that failures group by kind.
+                artifact_pipeline::Error::Backend { source, .. } => format!("submit: {source}"),
+                other => format!("submit: {other}"),
+            })
     }
 
     async fn peak_rss_bytes(&self) -> Option<u64> {

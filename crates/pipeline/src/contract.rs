@@ -29,7 +29,7 @@ use crate::{
 /// How a queue under contract test must be configured.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueConfig {
-    /// Recipients per batch.
+    /// Recipients per batch (the sample requests are SMS).
     pub batch_size: usize,
     /// Deliveries before a batch is dead-lettered.
     pub max_attempts: u32,

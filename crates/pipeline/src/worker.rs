@@ -234,6 +234,13 @@ async fn announce_missed(ports: WorkerPorts, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Workers to start when not told: two per core. A worker spends part of
+/// each batch waiting on the queue and the stores; a second one per core
+/// renders meanwhile (measured with `artifact loadgen`: see ARCHITECTURE.md).
+pub fn default_workers() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// How long a worker waits for work before checking for shutdown again.
 const LEASE_WAIT: Duration = Duration::from_millis(250);
 

@@ -75,11 +75,11 @@ pub struct Args {
     /// temporary folder]. Reusing one reuses its profiles.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// In-process: render workers [default: one per core].
+    /// In-process: render workers [default: two per core].
     #[arg(long)]
     workers: Option<usize>,
     /// In-process: recipients per batch.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = artifact_pipeline::adapters::embedded::EmbeddedOptions::default().batch_size)]
     batch_size: usize,
     /// In-process: the configuration file whose `[tracking]` signs links
     /// [default: a built-in key for load tests].

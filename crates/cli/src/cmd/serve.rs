@@ -30,7 +30,7 @@ pub struct Args {
     /// The address the HTTP API listens on [default: 127.0.0.1:8080].
     #[arg(long, env = "ARTIFACT_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Render workers [default: one per core].
+    /// Render workers [default: two per core].
     #[arg(long, env = "ARTIFACT_WORKERS")]
     workers: Option<usize>,
     /// Where artifacts go: `store` (the embedded database, readable through
@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long, env = "ARTIFACT_SINK")]
     sink: Option<String>,
     /// Recipients per batch: the unit of leasing, retry and fairness
-    /// [default: 500].
+    /// [default: 100].
     #[arg(long, env = "ARTIFACT_BATCH_SIZE")]
     batch_size: Option<usize>,
     /// Seed a demo company (newsletter and SMS templates, 10,000 profiles)
@@ -86,11 +86,14 @@ impl Settings {
         let workers = args
             .workers
             .or(file.workers)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            .unwrap_or_else(artifact_pipeline::worker::default_workers);
         if workers == 0 {
             bail!("workers: must be at least 1");
         }
-        let batch_size = args.batch_size.or(file.batch_size).unwrap_or(500);
+        let batch_size = args
+            .batch_size
+            .or(file.batch_size)
+            .unwrap_or(EmbeddedOptions::default().batch_size);
         if batch_size == 0 {
             bail!("batch_size: must be at least 1");
         }
@@ -296,7 +299,7 @@ mod tests {
         assert_eq!(settings.listen.port(), 9100);
         assert_eq!(settings.workers, 3);
         assert_eq!(settings.sink, SinkSpec::Discard);
-        assert_eq!(settings.batch_size, 500);
+        assert_eq!(settings.batch_size, 100);
         assert_eq!(settings.data_dir, PathBuf::from("artifact-data"));
 
         let zero = Args {

@@ -23,6 +23,7 @@ fn open(dir: &tempfile::TempDir) -> Arc<EmbeddedStore> {
         &dir.path().join("db.sqlite"),
         EmbeddedOptions {
             batch_size: 3,
+            sms_batch_size: 3,
             max_attempts: 2,
             retry_backoff: Duration::from_millis(10),
             ..Default::default()

@@ -171,6 +171,7 @@ async fn dead_letters_are_listed_newest_first() {
         no_workers: true,
         store: Some(EmbeddedOptions {
             batch_size: 2,
+            sms_batch_size: 2,
             max_attempts: 2,
             retry_backoff: Duration::from_millis(1),
             ..EmbeddedOptions::default()

@@ -79,6 +79,7 @@ impl TestApp {
             &dir.path().join("pipeline.db"),
             options.store.unwrap_or(EmbeddedOptions {
                 batch_size: 2,
+                sms_batch_size: 2,
                 ..EmbeddedOptions::default()
             }),
         )

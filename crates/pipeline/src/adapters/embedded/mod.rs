@@ -39,8 +39,14 @@ const IDLE_READERS: usize = 4;
 /// How the embedded queue batches, retries and leases.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
-    /// Recipients per batch: the unit that is leased, retried and counted.
+    /// Recipients per batch of an email request: the unit that is leased,
+    /// retried and counted. Small enough that a high-priority request never
+    /// waits long for a worker to finish a bulk batch.
     pub batch_size: usize,
+    /// Recipients per batch of an SMS request. An SMS renders some thirty
+    /// times faster than an email, so its batches are larger for the same
+    /// time per batch, and the per-batch queue work stays small.
+    pub sms_batch_size: usize,
     /// Deliveries of a batch before it is dead-lettered. A lease that
     /// expires, or that the process dies holding, counts as a delivery.
     pub max_attempts: u32,
@@ -60,7 +66,8 @@ pub struct EmbeddedOptions {
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         Self {
-            batch_size: 500,
+            batch_size: 100,
+            sms_batch_size: 1_000,
             max_attempts: 5,
             retry_backoff: Duration::from_secs(1),
             lease_timeout: Duration::from_secs(60),
@@ -108,8 +115,10 @@ impl EmbeddedStore {
     /// leases die with the process that held them. Blocks while it reads the
     /// file; call it before serving.
     pub fn open(path: &Path, options: EmbeddedOptions) -> Result<Arc<EmbeddedStore>, Error> {
-        if options.batch_size == 0 {
-            return Err(Error::Invalid("batch_size must be at least 1".into()));
+        if options.batch_size == 0 || options.sms_batch_size == 0 {
+            return Err(Error::Invalid(
+                "batch_size and sms_batch_size must be at least 1".into(),
+            ));
         }
         if options.max_attempts == 0 {
             return Err(Error::Invalid("max_attempts must be at least 1".into()));

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use artifact_render::request::{CompanyId, Priority, RequestId};
+use artifact_render::template::Channel;
 use artifact_render::{RenderRequest, RequestLimits};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -252,7 +253,11 @@ enum Leasing {
 impl Inner {
     fn submit(&self, request: Arc<RenderRequest>) -> PortResult<Submitted> {
         let key = (request.company_id().clone(), request.request_id().clone());
-        let ranges = batch_ranges(request.render_recipients().len(), self.options.batch_size);
+        let batch_size = match request.channel_settings().channel() {
+            Channel::Email => self.options.batch_size,
+            Channel::Sms => self.options.sms_batch_size,
+        };
+        let ranges = batch_ranges(request.render_recipients().len(), batch_size);
         let json = serde_json::to_string(&*request).or_backend("serializing the request")?;
         let json_len = json.len();
         let metadata = serde_json::to_string(request.response_metadata())

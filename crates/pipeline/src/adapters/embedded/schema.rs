@@ -194,12 +194,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> PortResult<()> {
 /// How often the checkpointer copies the write-ahead log into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// A log this large is reset at the next checkpoint (waiting for readers
-/// to move on), so it cannot grow without bound under constant reads.
-const WAL_RESET_BYTES: u64 = 64 << 20;
-
-/// Checkpoints `path` from its own connection until `stop` is set. A
-/// passive checkpoint never blocks the writer or readers.
+/// Checkpoints `path` from its own connection until `stop` is set. Passive
+/// checkpoints never take the write lock, so they never make a commit wait;
+/// once one has copied the whole log, the next commit starts the log over.
 pub(super) fn checkpointer(
     path: std::path::PathBuf,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -208,19 +205,10 @@ pub(super) fn checkpointer(
         tracing::warn!(path = %path.display(), "cannot open the checkpointer's connection");
         return;
     };
-    let wal = {
-        let mut name = path.clone().into_os_string();
-        name.push("-wal");
-        std::path::PathBuf::from(name)
-    };
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(CHECKPOINT_EVERY);
-        let large = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESET_BYTES);
-        let mode = if large { "TRUNCATE" } else { "PASSIVE" };
-        if let Err(error) =
-            conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
-        {
-            tracing::warn!(%error, mode, "checkpoint failed");
+        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "checkpoint failed");
         }
     }
 }

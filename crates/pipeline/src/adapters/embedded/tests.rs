@@ -16,6 +16,7 @@ use crate::{Completion, Counts, Error, RequestQueue, RequestState, Submitted};
 fn options() -> EmbeddedOptions {
     EmbeddedOptions {
         batch_size: QUEUE_CONFIG.batch_size,
+        sms_batch_size: QUEUE_CONFIG.batch_size,
         max_attempts: QUEUE_CONFIG.max_attempts,
         retry_backoff: QUEUE_CONFIG.retry_backoff,
         lease_timeout: QUEUE_CONFIG.lease_timeout,
