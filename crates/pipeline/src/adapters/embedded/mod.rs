@@ -32,6 +32,10 @@ use tokio::sync::Notify;
 use crate::{Error, PortResult};
 use scheduler::Scheduler;
 
+/// Store calls running on the blocking pool at once: enough for reads to
+/// overlap the one writer.
+const IN_FLIGHT: usize = 8;
+
 /// Idle reader connections kept open; more are opened under load and closed
 /// when they are returned to a full pool.
 const IDLE_READERS: usize = 4;
@@ -92,6 +96,8 @@ pub struct EmbeddedStore {
     ready: Notify,
     /// Stops the checkpointer thread when the store is dropped.
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
+    /// Bounds the calls in the blocking pool; see [`EmbeddedStore::run`].
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl Drop for EmbeddedStore {
@@ -152,15 +158,24 @@ impl EmbeddedStore {
             }),
             ready: Notify::new(),
             stop_checkpoints,
+            in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
         }))
     }
 
-    /// Runs `f` on the blocking pool.
+    /// Runs `f` on the blocking pool, at most [`IN_FLIGHT`] calls at once:
+    /// the others wait here, holding no thread. Without the bound, a burst
+    /// of submissions parks hundreds of blocking threads behind the one
+    /// writer, each with its request serialized.
     async fn run<T, F>(&self, f: F) -> PortResult<T>
     where
         F: FnOnce(&Inner) -> PortResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|e| Error::backend("embedded store task", e))?;
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || f(&inner))
             .await
