@@ -259,8 +259,9 @@ pub struct Shape {
     pub priority: Priority,
     pub recipients: usize,
     request: Arc<RenderRequest>,
-    /// The request as JSON, split where its id goes.
-    json: (String, String),
+    /// The request as JSON, split where its id goes; shared, since a shape
+    /// is copied for every request sent.
+    json: Arc<(String, String)>,
 }
 
 /// The id a shape's template request carries, replaced in every copy.
@@ -336,7 +337,7 @@ impl Shape {
             priority,
             recipients,
             request: Arc::new(parsed),
-            json: (format!("{before}\""), format!("\"{after}")),
+            json: Arc::new((format!("{before}\""), format!("\"{after}"))),
         })
     }
 
