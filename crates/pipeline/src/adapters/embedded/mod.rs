@@ -32,6 +32,48 @@ use tokio::sync::Notify;
 use crate::{Error, PortResult};
 use scheduler::Scheduler;
 
+/// How often the checkpointer copies the write-ahead log into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Past this many frames (64 MiB of 4 KiB pages) the checkpointer finishes
+/// a checkpoint while holding the writer, so that the log starts over.
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
+/// Copies the write-ahead log into the database while the store lives.
+///
+/// Passive checkpoints, from their own connection, never make a commit
+/// wait. But commits keep appending while one runs, so on its own the log
+/// would never be wholly copied, never start over, and grow without end
+/// (with its index in memory). So once the log is long, one checkpoint runs
+/// holding the writer: nothing is appended meanwhile, it completes (the
+/// passive ones already copied most frames, so the pause is short), and the
+/// next commit starts the log from the beginning.
+fn checkpointer(conn: &Connection, store: &std::sync::Weak<Inner>) {
+    let checkpoint = |conn: &Connection| {
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(1)
+        })
+    };
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        match checkpoint(conn) {
+            Ok(frames) if frames > WAL_RESTART_FRAMES => {
+                let finished = inner.db.write(|writer| {
+                    checkpoint(writer).or_backend("checkpointing under the writer")
+                });
+                if let Err(error) = finished {
+                    tracing::warn!(%error, "checkpoint failed");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "checkpoint failed"),
+        }
+    }
+}
+
 /// Store calls running on the blocking pool at once: enough for reads to
 /// overlap the one writer.
 const IN_FLIGHT: usize = 8;
@@ -94,17 +136,8 @@ pub struct EmbeddedStore {
     inner: Arc<Inner>,
     /// Woken when batches become ready, for `lease` calls that wait.
     ready: Notify,
-    /// Stops the checkpointer thread when the store is dropped.
-    stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
     /// Bounds the calls in the blocking pool; see [`EmbeddedStore::run`].
     in_flight: tokio::sync::Semaphore,
-}
-
-impl Drop for EmbeddedStore {
-    fn drop(&mut self) {
-        self.stop_checkpoints
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// What the blocking closures share.
@@ -136,20 +169,13 @@ impl EmbeddedStore {
         }
         let mut writer = schema::open_writer(path)?;
         let scheduler = queue::restore(&mut writer)?;
-        let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        {
-            let (path, stop) = (path.to_owned(), stop_checkpoints.clone());
-            std::thread::Builder::new()
-                .name("artifact-checkpoint".into())
-                .spawn(move || schema::checkpointer(path, stop))
-                .map_err(|e| Error::backend("starting the checkpointer", e))?;
-        }
         let db = Db {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
         };
-        Ok(Arc::new(EmbeddedStore {
+        let checkpoints = schema::open(path, rusqlite::OpenFlags::default())?;
+        let store = Arc::new(EmbeddedStore {
             inner: Arc::new(Inner {
                 db,
                 queue: Mutex::new(scheduler),
@@ -157,9 +183,14 @@ impl EmbeddedStore {
                 options,
             }),
             ready: Notify::new(),
-            stop_checkpoints,
             in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
-        }))
+        });
+        let inner = Arc::downgrade(&store.inner);
+        std::thread::Builder::new()
+            .name("artifact-checkpoint".into())
+            .spawn(move || checkpointer(&checkpoints, &inner))
+            .map_err(|e| Error::backend("starting the checkpointer", e))?;
+        Ok(store)
     }
 
     /// Runs `f` on the blocking pool, at most [`IN_FLIGHT`] calls at once:

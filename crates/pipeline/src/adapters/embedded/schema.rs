@@ -144,6 +144,9 @@ pub(super) fn open_writer(path: &Path) -> PortResult<Connection> {
     // (and its fsync).
     conn.pragma_update(None, "wal_autocheckpoint", 0)
         .or_backend("turning automatic checkpoints off")?;
+    // When the log starts over, a file grown by a burst is cut back.
+    conn.pragma_update(None, "journal_size_limit", 64 << 20)
+        .or_backend("limiting the log file's size")?;
     conn.pragma_update(None, "foreign_keys", true)
         .or_backend("enabling foreign keys")?;
     migrate(&mut conn, path)?;
@@ -159,7 +162,7 @@ pub(super) fn open_reader(path: &Path) -> PortResult<Connection> {
     Ok(conn)
 }
 
-fn open(path: &Path, flags: OpenFlags) -> PortResult<Connection> {
+pub(super) fn open(path: &Path, flags: OpenFlags) -> PortResult<Connection> {
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| Error::backend(format!("opening store {}", path.display()), e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
@@ -189,26 +192,4 @@ fn migrate(conn: &mut Connection, path: &Path) -> PortResult<()> {
         }
     }
     tx.commit().or_backend("migrating the schema")
-}
-
-/// How often the checkpointer copies the write-ahead log into the database.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Checkpoints `path` from its own connection until `stop` is set. Passive
-/// checkpoints never take the write lock, so they never make a commit wait;
-/// once one has copied the whole log, the next commit starts the log over.
-pub(super) fn checkpointer(
-    path: std::path::PathBuf,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
-    let Ok(conn) = open(&path, OpenFlags::default()) else {
-        tracing::warn!(path = %path.display(), "cannot open the checkpointer's connection");
-        return;
-    };
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        std::thread::sleep(CHECKPOINT_EVERY);
-        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "checkpoint failed");
-        }
-    }
 }
