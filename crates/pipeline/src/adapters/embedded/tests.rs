@@ -359,3 +359,29 @@ async fn requests_beyond_the_recent_ones_are_loaded_from_the_file() {
         assert_eq!(status.state, RequestState::Done, "{status:?}");
     }
 }
+
+/// Commits only append to the log; the checkpointer copies it into the
+/// database file in the background.
+#[tokio::test]
+async fn the_log_is_copied_into_the_database_in_the_background() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pipeline.db");
+    let store = open(&path);
+    let before = std::fs::metadata(&path).expect("db file").len();
+    store
+        .submit(sample_request("acme", "big", Priority::Normal, 5_000))
+        .await
+        .expect("submit");
+    let mut after = before;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = std::fs::metadata(&path).expect("db file").len();
+        if after > before + 100_000 {
+            break;
+        }
+    }
+    assert!(
+        after > before + 100_000,
+        "{before} -> {after}: not checkpointed"
+    );
+}
