@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use artifact_loadgen::data::{self, CITIES, FIRST_NAMES, TIERS};
 use artifact_pipeline::{ProfileStore, TemplateStore};
 use artifact_render::request::{CompanyId, ProfileId, TemplateId};
-use artifact_render::template::{Channel, TemplateFolder};
+use artifact_render::template::Channel;
 use serde_json::{Value, json};
 
 pub const COMPANY: &str = "demo";
@@ -15,38 +16,6 @@ pub const NEWSLETTER_RECIPIENTS: usize = 1_000;
 pub const NEWSLETTER_REQUEST_ID: &str = "demo-newsletter-1";
 pub const SMS_REQUEST_ID: &str = "demo-sms-1";
 
-const NEWSLETTER: [(&str, &str); 5] = [
-    (
-        "subject.jinja",
-        include_str!("../../../examples/templates/spring_sale/subject.jinja"),
-    ),
-    (
-        "preheader.jinja",
-        include_str!("../../../examples/templates/spring_sale/preheader.jinja"),
-    ),
-    (
-        "html.jinja",
-        include_str!("../../../examples/templates/spring_sale/html.jinja"),
-    ),
-    (
-        "text.jinja",
-        include_str!("../../../examples/templates/spring_sale/text.jinja"),
-    ),
-    (
-        "template.json",
-        include_str!("../../../examples/templates/spring_sale/template.json"),
-    ),
-];
-const SMS: [(&str, &str); 2] = [
-    (
-        "sms.jinja",
-        include_str!("../../../examples/templates/spring_sale_sms/sms.jinja"),
-    ),
-    (
-        "template.json",
-        include_str!("../../../examples/templates/spring_sale_sms/template.json"),
-    ),
-];
 /// The example request: its settings, tracking and first recipient's event
 /// data are reused for every demo recipient.
 const EXAMPLE_REQUEST: &str = include_str!("../../../examples/request.json");
@@ -65,14 +34,12 @@ pub struct Seeded {
 pub async fn seed<S: TemplateStore + ProfileStore>(store: &S, data_dir: &Path) -> Result<Seeded> {
     let company = CompanyId::parse(COMPANY).map_err(anyhow::Error::msg)?;
     let mut templates = Vec::new();
-    for (id, channel, files) in [
-        ("newsletter", Channel::Email, &NEWSLETTER[..]),
-        ("sms", Channel::Sms, &SMS[..]),
+    for (id, channel, parts) in [
+        ("newsletter", Channel::Email, data::newsletter_parts()),
+        ("sms", Channel::Sms, data::sms_parts()),
     ] {
-        let folder = TemplateFolder::from_files(files.iter().copied())
-            .map_err(|e| anyhow::anyhow!("demo template {id}: {e}"))?;
         let id = TemplateId::parse(id).map_err(anyhow::Error::msg)?;
-        let stored = TemplateStore::put(store, &company, &id, channel, folder.parts).await?;
+        let stored = TemplateStore::put(store, &company, &id, channel, parts).await?;
         templates.push(format!("{}@{}", id.as_str(), stored.version));
     }
 
@@ -108,20 +75,6 @@ pub async fn seed<S: TemplateStore + ProfileStore>(store: &S, data_dir: &Path) -
 fn profile_id(n: usize) -> String {
     format!("p-{n:05}")
 }
-
-const FIRST_NAMES: [&str; 12] = [
-    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim",
-    "Margaret", "Linus",
-];
-const CITIES: [(&str, &str, &str); 6] = [
-    ("London", "GB", "Europe/London"),
-    ("Paris", "FR", "Europe/Paris"),
-    ("New York", "US", "America/New_York"),
-    ("São Paulo", "BR", "America/Sao_Paulo"),
-    ("Tokyo", "JP", "Asia/Tokyo"),
-    ("Zürich", "CH", "Europe/Zurich"),
-];
-const TIERS: [&str; 4] = ["bronze", "silver", "gold", "platinum"];
 
 /// A varied but deterministic profile: profile `n` is the same on every run.
 fn profile(n: usize) -> Value {

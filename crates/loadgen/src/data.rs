@@ -149,11 +149,13 @@ pub fn profile_id(n: usize) -> String {
     format!("p-{n:07}")
 }
 
-const FIRST_NAMES: [&str; 12] = [
+/// First names synthetic profiles use.
+pub const FIRST_NAMES: [&str; 12] = [
     "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim",
     "Margaret", "Linus",
 ];
-const CITIES: [(&str, &str, &str); 6] = [
+/// City, country and time zone of synthetic profiles.
+pub const CITIES: [(&str, &str, &str); 6] = [
     ("London", "GB", "Europe/London"),
     ("Paris", "FR", "Europe/Paris"),
     ("New York", "US", "America/New_York"),
@@ -161,7 +163,8 @@ const CITIES: [(&str, &str, &str); 6] = [
     ("Tokyo", "JP", "Asia/Tokyo"),
     ("Zürich", "CH", "Europe/Zurich"),
 ];
-const TIERS: [&str; 4] = ["bronze", "silver", "gold", "platinum"];
+/// Loyalty tiers of synthetic profiles.
+pub const TIERS: [&str; 4] = ["bronze", "silver", "gold", "platinum"];
 const PRODUCTS: [&str; 12] = [
     "Linen Camp Shirt",
     "Everyday Canvas Tote",
