@@ -185,12 +185,47 @@ fn runaway(c: &mut Criterion) {
     g.finish();
 }
 
+/// Parsing a 1,000-recipient request (the example's event data for every
+/// recipient): `from_json` against tracking every field's path while
+/// parsing, which it now does only to explain a request that failed.
+fn request_parse(c: &mut Criterion) {
+    let mut request: serde_json::Value =
+        serde_json::from_str(include_str!("../../../examples/request.json")).unwrap();
+    let recipient = request["render_recipients"][0].clone();
+    request["render_recipients"] = (0..1000)
+        .map(|n| {
+            let mut recipient = recipient.clone();
+            recipient["recipient_id"] = json!(format!("r-{n}"));
+            recipient
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&request).unwrap();
+    eprintln!("request_parse: {} bytes", bytes.len());
+    let limits = artifact_render::RequestLimits::default();
+    let mut g = c.benchmark_group("request_parse");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("from_json", |b| {
+        b.iter(|| artifact_render::RenderRequest::from_json(&bytes, &limits).unwrap())
+    });
+    g.bench_function("path_tracked", |b| {
+        b.iter(|| {
+            let mut de = serde_json::Deserializer::from_slice(&bytes);
+            let request: artifact_render::RenderRequest =
+                serde_path_to_error::deserialize(&mut de).unwrap();
+            request.validate(&limits).unwrap();
+            request
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     newsletter,
     newsletter_generated_text,
     tracking,
     sms,
-    runaway
+    runaway,
+    request_parse
 );
 criterion_main!(benches);

@@ -83,11 +83,22 @@ impl RenderRequest {
                 ),
             ));
         }
+        // Tracking every field's path costs on every request; only a
+        // request that fails to parse needs it, to say where.
+        let request = match serde_json::from_slice::<Self>(bytes) {
+            Ok(request) => request,
+            Err(_) => Self::parse_explaining(bytes)?,
+        };
+        request.validate(limits)?;
+        Ok(request)
+    }
+
+    /// Parses again, tracking paths, for the error that names the field.
+    fn parse_explaining(bytes: &[u8]) -> Result<Self, RequestError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let request: Self =
             serde_path_to_error::deserialize(&mut de).map_err(RequestError::from_json)?;
         de.end().map_err(RequestError::from_trailing)?;
-        request.validate(limits)?;
         Ok(request)
     }
 
