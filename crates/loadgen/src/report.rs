@@ -26,14 +26,6 @@ fn lane_index(priority: Priority) -> usize {
     }
 }
 
-fn lane_name(priority: Priority) -> &'static str {
-    match priority {
-        Priority::High => "high",
-        Priority::Normal => "normal",
-        Priority::Low => "low",
-    }
-}
-
 /// Request and recipient counts, for one lane or all of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -340,7 +332,7 @@ impl Summary {
         ];
         let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
         for lane in &self.lanes {
-            rows.push(row(lane_name(lane.lane), &lane.counts, lane.latency_ms));
+            rows.push(row(lane.lane.as_str(), &lane.counts, lane.latency_ms));
         }
         rows.push(row("total", &self.totals.counts, self.totals.latency_ms));
 

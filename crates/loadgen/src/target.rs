@@ -67,6 +67,30 @@ pub struct InProcess {
     pool: Mutex<Option<WorkerPool>>,
 }
 
+impl From<&ResponseEvent> for Finished {
+    fn from(event: &ResponseEvent) -> Self {
+        Finished {
+            company: event.company_id.to_string(),
+            request_id: event.request_id.to_string(),
+            finished_at: event.finished_at,
+            failed: event.state == RequestState::Failed,
+        }
+    }
+}
+
+/// One page of `/response-events`.
+#[derive(serde::Deserialize)]
+struct EventPage {
+    events: Vec<SequencedEvent>,
+}
+
+#[derive(serde::Deserialize)]
+struct SequencedEvent {
+    seq: u64,
+    #[serde(flatten)]
+    event: ResponseEvent,
+}
+
 /// Publishes response events to the store and tells the runner.
 struct Announce {
     store: Arc<EmbeddedStore>,
@@ -76,12 +100,7 @@ struct Announce {
 #[async_trait]
 impl ResponseSink for Announce {
     async fn publish(&self, event: ResponseEvent) -> PortResult<()> {
-        let finished = Finished {
-            company: event.company_id.to_string(),
-            request_id: event.request_id.to_string(),
-            finished_at: event.finished_at,
-            failed: event.state == RequestState::Failed,
-        };
+        let finished = Finished::from(&event);
         self.store.publish(event).await?;
         // The runner may have stopped listening; the event is stored.
         let _ = self.finished.send(finished);
@@ -193,7 +212,7 @@ impl Target for InProcess {
     }
 
     async fn peak_rss_bytes(&self) -> Option<u64> {
-        own_peak_rss()
+        artifact_pipeline::metrics::process_memory().map(|memory| memory.peak)
     }
 
     async fn shutdown(&self) {
@@ -202,17 +221,6 @@ impl Target for InProcess {
             pool.shutdown().await;
         }
     }
-}
-
-/// This process's `VmHWM`.
-pub fn own_peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse::<u64>().ok())
-        .map(|kib| kib * 1024)
 }
 
 /// A running `artifact serve`, reached over HTTP/1.1.
@@ -325,26 +333,13 @@ async fn poll_events(
         .await
         .ok()
         .filter(|(status, _)| *status == 200)
-        .and_then(|(_, body)| serde_json::from_slice::<serde_json::Value>(&body).ok());
+        .and_then(|(_, body)| serde_json::from_slice::<EventPage>(&body).ok());
         let mut full = false;
         if let Some(page) = page {
-            let events = page["events"].as_array().cloned().unwrap_or_default();
-            full = events.len() == 1000;
-            for event in events {
-                after = after.max(event["seq"].as_u64().unwrap_or(after));
-                let Some(finished_at) = event["finished_at"]
-                    .as_str()
-                    .and_then(|t| t.parse::<Timestamp>().ok())
-                else {
-                    continue;
-                };
-                let done = Finished {
-                    company: company.clone(),
-                    request_id: event["request_id"].as_str().unwrap_or_default().to_owned(),
-                    finished_at,
-                    failed: event["state"] == "failed",
-                };
-                if finished.send(done).is_err() {
+            full = page.events.len() == 1000;
+            for SequencedEvent { seq, event } in page.events {
+                after = after.max(seq);
+                if finished.send(Finished::from(&event)).is_err() {
                     return;
                 }
             }
@@ -457,5 +452,17 @@ impl Target for Http {
         {
             poller.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_plain_http_targets_are_accepted() {
+        let error = super::Http::new("https://render.example", &[]).unwrap_err();
+        assert!(
+            error.contains("only http:// targets are supported"),
+            "{error}"
+        );
     }
 }

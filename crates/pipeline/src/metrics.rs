@@ -128,3 +128,29 @@ impl Metrics {
             .observe(seconds);
     }
 }
+
+/// This process's memory, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessMemory {
+    /// Resident now (`VmRSS`).
+    pub resident: u64,
+    /// The most ever resident (`VmHWM`).
+    pub peak: u64,
+}
+
+/// Reads `/proc/self/status`; `None` where there is no such file.
+pub fn process_memory() -> Option<ProcessMemory> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let bytes = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    };
+    Some(ProcessMemory {
+        resident: bytes("VmRSS:")?,
+        peak: bytes("VmHWM:")?,
+    })
+}

@@ -399,6 +399,16 @@ pub enum EngagementKind {
     Unsubscribe,
 }
 
+impl EngagementKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngagementKind::Click => "click",
+            EngagementKind::Open => "open",
+            EngagementKind::Unsubscribe => "unsubscribe",
+        }
+    }
+}
+
 /// One click, open or unsubscribe, as resolved from its token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngagementEvent {

@@ -193,7 +193,7 @@ fn streams(args: &Args, spec: &DataSpec) -> Result<(Vec<Stream>, Vec<String>)> {
         ));
     }
     let templates = weighted(&args.mix, "mix", |name| {
-        if artifact_loadgen::data::template(name).is_none() {
+        if !artifact_loadgen::data::TEMPLATES.contains(&name) {
             bail!("mix: unknown template {name:?}; expected newsletter, receipt or sms");
         }
         Ok(name.to_owned())
@@ -215,6 +215,7 @@ fn streams(args: &Args, spec: &DataSpec) -> Result<(Vec<Stream>, Vec<String>)> {
         (Some(rate), _) => Pace::Open {
             renders_per_second: parse_rate(rate).map_err(anyhow::Error::msg)?,
         },
+        (None, Some(0)) => bail!("--closed: keep at least 1 request in flight"),
         (None, Some(in_flight)) => Pace::Closed { in_flight },
         (None, None) => bail!("give --rate (open loop) or --closed (requests in flight)"),
     };
@@ -240,6 +241,12 @@ fn load_test_tracking() -> Result<Arc<TrackingConfig>> {
 }
 
 async fn loadgen(args: &Args) -> Result<()> {
+    if args.workers == Some(0) {
+        bail!("--workers: must be at least 1");
+    }
+    if args.batch_size == 0 {
+        bail!("--batch-size: must be at least 1");
+    }
     let spec = DataSpec {
         seed: args.seed,
         profiles: args.profiles,
@@ -275,7 +282,7 @@ async fn loadgen(args: &Args) -> Result<()> {
         };
         let workers = args
             .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            .unwrap_or_else(artifact_pipeline::worker::default_workers);
         let (target, finished) = InProcess::start(&data_dir, workers, args.batch_size, tracking)
             .map_err(anyhow::Error::msg)?;
         (Arc::new(target), finished)
@@ -334,7 +341,43 @@ async fn loadgen(args: &Args) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    /// The error `streams` gives for these flags.
+    fn refused(flags: &[&str]) -> String {
+        let cli = Cli::try_parse_from(std::iter::once("loadgen").chain(flags.iter().copied()))
+            .expect("flags parse");
+        let spec = DataSpec {
+            profiles: 10,
+            ..DataSpec::default()
+        };
+        match streams(&cli.args, &spec) {
+            Ok(_) => panic!("{flags:?} were accepted"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_traffic_flags_are_named() {
+        assert!(refused(&["--scenario", "storm"]).contains("the one scenario is `flood`"));
+        assert!(
+            refused(&["--closed", "1", "--mix", "digest"]).contains("unknown template \"digest\"")
+        );
+        assert!(refused(&[]).contains("give --rate (open loop) or --closed"));
+        assert!(refused(&["--closed", "0"]).contains("--closed: keep at least 1"));
+        assert!(refused(&["--rate", "fast"]).contains("fast"));
+        assert!(
+            refused(&["--closed", "1", "--priorities", "urgent"]).contains("high, normal or low")
+        );
+    }
 
     #[test]
     fn weights_are_parsed_and_mistakes_named() {

@@ -46,6 +46,17 @@ pub enum Priority {
     Low,
 }
 
+impl Priority {
+    /// Its name in requests: `high`, `normal` or `low`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
+
 /// A request to render one message for a list of recipients.
 ///
 /// Built only by [`RenderRequest::from_json`] (or deserialized and then

@@ -129,3 +129,26 @@ fn allowlist_is_pinned() {
         GLOBALS.join(", ")
     ));
 }
+
+#[test]
+fn the_names_link_tracking_uses_are_reserved() {
+    for (html, reserved) in [
+        ("<p>{{ __ap.top }}</p>", "__ap"),
+        ("<p>{{ 'x' | __ap_track(0) }}</p>", "__ap_track"),
+    ] {
+        let error = CompiledTemplate::compile(
+            "news",
+            Channel::Email,
+            &email("Hi", html),
+            &RenderLimits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(error.part, Some(PartName::Html), "{error}");
+        assert!(
+            error
+                .to_string()
+                .ends_with(&format!("`{reserved}` is reserved for link tracking")),
+            "{error}"
+        );
+    }
+}

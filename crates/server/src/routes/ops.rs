@@ -25,8 +25,12 @@ struct LaneLabel {
     lane: &'static str,
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
-    let mut response = (status, body).into_response();
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<axum::body::Body>,
+) -> Response {
+    let mut response = (status, body.into()).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -75,9 +79,9 @@ pub(crate) async fn metrics(State(state): State<Shared>) -> Result<Response, Api
         "Peak resident memory of this process since it started",
         peak.clone(),
     );
-    if let Some(memory) = process_memory() {
-        resident.set(memory.resident);
-        peak.set(memory.peak);
+    if let Some(memory) = artifact_pipeline::metrics::process_memory() {
+        resident.set(i64::try_from(memory.resident).unwrap_or(i64::MAX));
+        peak.set(i64::try_from(memory.peak).unwrap_or(i64::MAX));
     }
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &registry)
@@ -98,7 +102,7 @@ pub(crate) async fn metrics(State(state): State<Shared>) -> Result<Response, Api
     responses((status = 200, description = "ok", content_type = "text/plain")),
 )]
 pub(crate) async fn healthz() -> Response {
-    text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
+    text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
 }
 
 /// Ready when the queue answers: the API can accept requests.
@@ -115,11 +119,7 @@ pub(crate) async fn healthz() -> Response {
 )]
 pub(crate) async fn readyz(State(state): State<Shared>) -> Result<Response, ApiError> {
     match state.queue.depths().await {
-        Ok(_) => Ok(text(
-            StatusCode::OK,
-            "text/plain; charset=utf-8",
-            "ready\n".into(),
-        )),
+        Ok(_) => Ok(text(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")),
         Err(error) => Err(ApiError::new(
             ProblemKind::Unavailable,
             "the request queue does not answer; not ready",
@@ -175,7 +175,7 @@ pub(crate) async fn dead_letters(
     responses((status = 200, description = "The OpenAPI document", body = Object)),
 )]
 pub(crate) async fn openapi() -> Response {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    static DOCUMENT: OnceLock<axum::body::Bytes> = OnceLock::new();
     let document = DOCUMENT.get_or_init(|| {
         crate::openapi::ApiDoc::openapi()
             .to_json()
@@ -183,29 +183,7 @@ pub(crate) async fn openapi() -> Response {
                 warn!(%error, "cannot serialize the OpenAPI document");
                 "{}".to_owned()
             })
+            .into()
     });
     text(StatusCode::OK, "application/json", document.clone())
-}
-
-struct ProcessMemory {
-    resident: i64,
-    peak: i64,
-}
-
-/// `VmRSS` and `VmHWM` from `/proc/self/status`; `None` where there is no
-/// such file.
-fn process_memory() -> Option<ProcessMemory> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse::<i64>().ok())
-            .map(|n| n * 1024)
-    };
-    Some(ProcessMemory {
-        resident: kib("VmRSS:")?,
-        peak: kib("VmHWM:")?,
-    })
 }

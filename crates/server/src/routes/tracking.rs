@@ -127,15 +127,12 @@ async fn record(
     };
     match state.engagement.record(event).await {
         Ok(()) => {
-            let kind = match kind {
-                EngagementKind::Click => "click",
-                EngagementKind::Open => "open",
-                EngagementKind::Unsubscribe => "unsubscribe",
-            };
             state
                 .metrics
                 .engagement
-                .get_or_create(&KindLabel { kind })
+                .get_or_create(&KindLabel {
+                    kind: kind.as_str(),
+                })
                 .inc();
         }
         Err(error) => warn!(%error, ?kind, company = %who.company_id, "cannot record engagement"),

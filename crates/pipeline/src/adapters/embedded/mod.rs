@@ -287,6 +287,25 @@ fn timestamp_text(at: Timestamp) -> String {
     format!("{at:.9}")
 }
 
+/// The serde name of a unit variant (`"high"`, `"done"`): the one spelling
+/// the API, the request JSON and this store share.
+fn variant_name<T: serde::Serialize>(value: &T) -> PortResult<String> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => Ok(name),
+        Ok(other) => Err(Error::backend(
+            "naming a variant",
+            format!("not a name: {other}"),
+        )),
+        Err(e) => Err(Error::backend("naming a variant", e)),
+    }
+}
+
+/// The variant a stored name (see [`variant_name`]) stands for.
+fn parse_variant<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> PortResult<T> {
+    let name = serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text);
+    T::deserialize(name).map_err(|e| Error::backend(format!("reading column {column} {text:?}"), e))
+}
+
 fn parse_timestamp(text: &str, column: &str) -> PortResult<Timestamp> {
     text.parse()
         .map_err(|e| Error::backend(format!("reading column {column} {text:?}"), e))

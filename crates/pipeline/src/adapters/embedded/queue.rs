@@ -23,7 +23,9 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::scheduler::{BatchId, Granted, RequestKey, Scheduler, StoredBatch};
-use super::{EmbeddedStore, Inner, OrBackend, parse_timestamp, timestamp_text};
+use super::{
+    EmbeddedStore, Inner, OrBackend, parse_timestamp, parse_variant, timestamp_text, variant_name,
+};
 use crate::{
     Completion, Counts, DeadLetter, Error, LaneDepths, Lease, PortResult, RequestQueue,
     RequestState, RequestStatus, Retry, Submitted,
@@ -270,6 +272,8 @@ impl Inner {
         } else {
             (RequestState::Queued, None)
         };
+        let (priority_text, state_text) =
+            (variant_name(&request.priority())?, variant_name(&state)?);
         let doing = format!("submitting request {}/{}", key.0, key.1);
         let inserted = self.db.write(|conn| {
             let tx = conn.transaction().or_backend(&doing)?;
@@ -285,8 +289,8 @@ impl Inner {
                 insert.execute(params![
                     key.0.as_str(),
                     key.1.as_str(),
-                    priority_name(request.priority()),
-                    state_name(state),
+                    priority_text,
+                    state_text,
                     request.render_recipients().len(),
                     metadata,
                     timestamp_text(now),
@@ -681,7 +685,7 @@ pub(super) fn restore(conn: &mut Connection) -> PortResult<Scheduler> {
                     parse_id(&company, CompanyId::parse)?,
                     parse_id(&request, RequestId::parse)?,
                 ),
-                parse_priority(&priority)?,
+                parse_variant(&priority, "requests.priority")?,
             ));
         }
         if let Some((key, priority)) = &current {
@@ -810,8 +814,8 @@ fn read_status(conn: &Connection, key: &RequestKey) -> PortResult<Option<Request
     Ok(Some(RequestStatus {
         company_id: key.0.clone(),
         request_id: key.1.clone(),
-        priority: parse_priority(&priority)?,
-        state: parse_state(&state)?,
+        priority: parse_variant(&priority, "requests.priority")?,
+        state: parse_variant(&state, "requests.state")?,
         recipients,
         counts,
         response_metadata: serde_json::from_str(&metadata)
@@ -856,48 +860,6 @@ fn read_dead_letters(conn: &Connection, limit: usize) -> PortResult<Vec<DeadLett
         });
     }
     Ok(letters)
-}
-
-fn priority_name(priority: Priority) -> &'static str {
-    match priority {
-        Priority::High => "high",
-        Priority::Normal => "normal",
-        Priority::Low => "low",
-    }
-}
-
-fn parse_priority(name: &str) -> PortResult<Priority> {
-    match name {
-        "high" => Ok(Priority::High),
-        "normal" => Ok(Priority::Normal),
-        "low" => Ok(Priority::Low),
-        other => Err(Error::backend(
-            "reading a request's priority",
-            format!("unknown priority {other:?}"),
-        )),
-    }
-}
-
-fn state_name(state: RequestState) -> &'static str {
-    match state {
-        RequestState::Queued => "queued",
-        RequestState::Rendering => "rendering",
-        RequestState::Done => "done",
-        RequestState::Failed => "failed",
-    }
-}
-
-fn parse_state(name: &str) -> PortResult<RequestState> {
-    match name {
-        "queued" => Ok(RequestState::Queued),
-        "rendering" => Ok(RequestState::Rendering),
-        "done" => Ok(RequestState::Done),
-        "failed" => Ok(RequestState::Failed),
-        other => Err(Error::backend(
-            "reading a request's state",
-            format!("unknown state {other:?}"),
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
 
 use super::{EmbeddedStore, OrBackend, parse_timestamp};
-use crate::{Error, PortResult, StoredTemplate, TemplateStore};
+use crate::{PortResult, StoredTemplate, TemplateStore};
 
 #[async_trait]
 impl TemplateStore for EmbeddedStore {
@@ -99,7 +99,7 @@ impl TemplateStore for EmbeddedStore {
             };
             Ok(Some(StoredTemplate {
                 parts: serde_json::from_str(&parts).or_backend(&doing)?,
-                channel: parse_channel(&channel)?,
+                channel: super::parse_variant(&channel, "templates.channel")?,
                 created_at: parse_timestamp(&created_at, "templates.created_at")?,
                 company_id: company,
                 template_id: id,
@@ -127,16 +127,5 @@ impl TemplateStore for EmbeddedStore {
             })
         })
         .await
-    }
-}
-
-fn parse_channel(name: &str) -> PortResult<Channel> {
-    match name {
-        "email" => Ok(Channel::Email),
-        "sms" => Ok(Channel::Sms),
-        other => Err(Error::backend(
-            "reading a channel",
-            format!("unknown channel {other:?}"),
-        )),
     }
 }

@@ -385,3 +385,29 @@ async fn the_log_is_copied_into_the_database_in_the_background() {
         "{before} -> {after}: not checkpointed"
     );
 }
+
+/// A stored name this build does not know is an error naming the column
+/// and the value, not a guess.
+#[tokio::test]
+async fn an_unknown_stored_state_is_named_with_its_column() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pipeline.db");
+    let store = open(&path);
+    store
+        .submit(sample_request("acme", "req-1", Priority::Normal, 1))
+        .await
+        .expect("submit");
+    let conn = rusqlite::Connection::open(&path).expect("open file");
+    conn.execute("UPDATE requests SET state = 'paused'", [])
+        .expect_err("the schema refuses an unknown state");
+    conn.execute("UPDATE requests SET priority = 'urgent'", [])
+        .expect("priority has no check");
+    let id = artifact_render::request::RequestId::parse("req-1").expect("id");
+    let error = store
+        .status(&company("acme"), &id)
+        .await
+        .expect_err("unknown priority")
+        .to_string();
+    assert!(error.contains("requests.priority"), "{error}");
+    assert!(error.contains("\"urgent\""), "{error}");
+}

@@ -278,7 +278,11 @@ pub(crate) struct MessageTracking {
 enum PlannedLink {
     Fixed {
         url: Arc<str>,
-        /// The URL with UTM parameters: what untracked recipients get.
+        /// The URL with UTM parameters: what untracked recipients get, and
+        /// what an unversioned template's token signs.
+        destination: String,
+        /// `destination` as its site writes it (HTML-escaped in the HTML
+        /// part), escaped once per request rather than per recipient.
         plain: Value,
         tracked: bool,
     },
@@ -308,11 +312,20 @@ impl MessageTracking {
             .links()
             .iter()
             .map(|site| match &site.target {
-                LinkTarget::Fixed(url) => PlannedLink::Fixed {
-                    plain: Value::from(url::add_params(url, &utm).into_owned()),
-                    tracked: click_tracking && !url::is_excluded(url, input.exclusions),
-                    url: Arc::from(url.as_str()),
-                },
+                LinkTarget::Fixed(url) => {
+                    let destination = url::add_params(url, &utm).into_owned();
+                    let plain = Value::from_safe_string(if site.part.is_html() {
+                        crate::template::escape::html_escape(&destination)
+                    } else {
+                        destination.clone()
+                    });
+                    PlannedLink::Fixed {
+                        destination,
+                        plain,
+                        tracked: click_tracking && !url::is_excluded(url, input.exclusions),
+                        url: Arc::from(url.as_str()),
+                    }
+                }
                 LinkTarget::Expression => PlannedLink::Expression { part: site.part },
             })
             .collect();
@@ -326,7 +339,7 @@ impl MessageTracking {
                 .version()
                 .map(|version| (input.template.name().to_owned(), version)),
             config: input.config,
-            utm_query: url::encode_query(&input.utm),
+            utm_query: utm.query(),
             utm,
             exclusions: input.exclusions.to_vec(),
             links,
@@ -495,6 +508,7 @@ impl RecipientTracking {
     fn fixed(&self, index: usize) -> Option<Value> {
         let PlannedLink::Fixed {
             url,
+            destination,
             plain,
             tracked,
         } = self.message.links.get(index)?
@@ -507,7 +521,7 @@ impl RecipientTracking {
         self.record(index, url.clone());
         let signed = self.signed.as_ref()?;
         let Some(prefix) = &signed.click_prefix else {
-            return Some(self.sign_link(index, plain.as_str().unwrap_or(url)));
+            return Some(self.sign_link(index, destination));
         };
         let mut link = String::with_capacity(prefix.len() + 4);
         link.push_str(prefix);

@@ -469,3 +469,36 @@ fn expression_hrefs_track_in_mjml_templates() {
         ]
     );
 }
+
+#[test]
+fn a_link_that_renders_as_a_script_url_is_left_alone_with_a_warning() {
+    let parts = TemplateParts {
+        subject: Some("Hi".into()),
+        html: Some(
+            "<body>{% for item in event.cart %}<a href=\"{{ item.url }}\">x</a>{% endfor %}</body>"
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let template = Arc::new(
+        CompiledTemplate::compile("news", Channel::Email, &parts, &RenderLimits::default())
+            .unwrap(),
+    );
+    let mut request = serde_json::to_value(&*request(all_on(), false)).unwrap();
+    request["render_recipients"][0]["context"]["cart"][0]["url"] = json!("javascript:alert(1)");
+    let request = Arc::new(
+        RenderRequest::from_json(request.to_string().as_bytes(), &Default::default()).unwrap(),
+    );
+    let artifact = render(request, template, current());
+    let email = email(&artifact);
+    assert!(
+        email.html.contains("href=\"javascript:alert(1)\""),
+        "{}",
+        email.html
+    );
+    assert!(tokens(&email.html, "c").is_empty());
+    assert_eq!(
+        email.warnings,
+        ["link 0 rendered as a `javascript:` URL, left untouched"]
+    );
+}

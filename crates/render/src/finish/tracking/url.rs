@@ -80,6 +80,19 @@ impl QueryParams {
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
+
+    /// The query-string form, `utm_source=news&utm_campaign=spring%20sale`:
+    /// the pairs as they are added to URLs (carried inside tokens).
+    pub fn query(&self) -> String {
+        let mut out = String::new();
+        for (_, pair) in &self.pairs {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.push_str(pair);
+        }
+        out
+    }
 }
 
 /// Appends `params` (key, value pairs, already rendered) to the URL's query,
@@ -393,6 +406,7 @@ mod tests {
             ("x", "a&b=c+d%"),
         ]);
         let q = encode_query(&params);
+        assert_eq!(QueryParams::new(&params).query(), q, "one encoding");
         assert_eq!(
             q,
             "utm_source=news&utm_campaign=spring%20sale&x=a%26b%3Dc%2Bd%25"
