@@ -10,6 +10,7 @@
 //!
 //! Per recipient = (refs at 300 − refs at 100) / 200. Modes: `core`,
 //! `tracked` (the core with click and open tracking and UTM parameters on),
+//! `tracked4` (as `tracked`, with the 4 recommendations loadgen sends),
 //! `bare` (bare minijinja, converting the context per recipient) and
 //! `preconverted` (bare minijinja from contexts converted beforehand).
 
@@ -25,7 +26,7 @@ fn main() {
         args.next(),
         args.next().and_then(|n| n.parse::<usize>().ok()),
     ) else {
-        eprintln!("usage: render_loop core|tracked|bare|preconverted COUNT");
+        eprintln!("usage: render_loop core|tracked|tracked4|bare|preconverted COUNT");
         std::process::exit(2);
     };
     let fixture = match mode.as_str() {
@@ -34,6 +35,13 @@ fn main() {
             Channel::Email,
             template("spring_sale"),
             fixtures::tracking_on(),
+        ),
+        "tracked4" => Fixture::with_event(
+            "spring_sale",
+            Channel::Email,
+            template("spring_sale"),
+            fixtures::tracking_on(),
+            |event| event["recommendations"].as_array_mut().unwrap().truncate(4),
         ),
         _ => Fixture::new("spring_sale", Channel::Email, template("spring_sale")),
     };
@@ -46,7 +54,9 @@ fn main() {
     for i in 0..count {
         let profile = i % profiles;
         bytes += match mode.as_str() {
-            "core" | "tracked" => usize::from(fixture.render_core(profile).is_rendered()),
+            "core" | "tracked" | "tracked4" => {
+                usize::from(fixture.render_core(profile).is_rendered())
+            }
             "bare" => fixture.render_bare(profile).iter().map(String::len).sum(),
             "preconverted" => fixture
                 .render_bare_with(&preconverted[profile])

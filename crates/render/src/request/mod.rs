@@ -5,6 +5,7 @@ mod address;
 mod error;
 mod ids;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -77,6 +78,11 @@ pub struct RenderRequest {
     render_recipients: Vec<RenderRecipient>,
     #[serde(default)]
     tracking_options: TrackingOptions,
+    /// The JSON [`RenderRequest::from_json`] parsed, kept so that storing
+    /// the request copies it: serializing a request again costs more than
+    /// rendering an SMS batch of it.
+    #[serde(skip)]
+    source: Option<Arc<str>>,
 }
 
 impl RenderRequest {
@@ -96,12 +102,64 @@ impl RenderRequest {
         }
         // Tracking every field's path costs on every request; only a
         // request that fails to parse needs it, to say where.
-        let request = match serde_json::from_slice::<Self>(bytes) {
+        let mut request = match serde_json::from_slice::<Self>(bytes) {
             Ok(request) => request,
             Err(_) => Self::parse_explaining(bytes)?,
         };
         request.validate(limits)?;
+        // A request that parsed is UTF-8 outside its strings too: JSON's
+        // syntax is ASCII.
+        request.source = std::str::from_utf8(bytes).ok().map(Arc::from);
         Ok(request)
+    }
+
+    /// The request as JSON, to store: the JSON it was parsed from when it
+    /// has it, else serialized. The stored JSON may still carry another
+    /// request id, or lack the template version pinned since; whoever
+    /// stores it keeps those two beside it and hands them back to
+    /// [`RenderRequest::from_stored`].
+    pub fn stored_json(&self) -> Result<Cow<'_, str>, serde_json::Error> {
+        match &self.source {
+            Some(json) => Ok(Cow::Borrowed(json)),
+            None => serde_json::to_string(self).map(Cow::Owned),
+        }
+    }
+
+    /// The template version pinned on a stored template ref (see
+    /// [`RenderRequest::pin_template_version`]), to store beside
+    /// [`RenderRequest::stored_json`].
+    pub fn pinned_template_version(&self) -> Option<u32> {
+        match self.channel_settings.template() {
+            TemplateRef::Stored { version, .. } => *version,
+            TemplateRef::Inline(_) => None,
+        }
+    }
+
+    /// Reads back a request stored as [`RenderRequest::stored_json`], under
+    /// the id and with the pinned template version stored beside it. The
+    /// stored request was validated when it was accepted; it is validated
+    /// again, against no limits, in case the store was changed under us.
+    pub fn from_stored(
+        json: &str,
+        request_id: RequestId,
+        pinned_version: Option<u32>,
+    ) -> Result<Self, String> {
+        let mut request = serde_json::from_str::<Self>(json).map_err(|e| e.to_string())?;
+        let unlimited = RequestLimits {
+            max_recipients: usize::MAX,
+            max_bytes: usize::MAX,
+        };
+        request.validate(&unlimited).map_err(|e| e.to_string())?;
+        request.request_id = request_id;
+        if let Some(version) = pinned_version {
+            request.pin_template_version(version);
+        }
+        Ok(request)
+    }
+
+    /// How many bytes of JSON the request keeps for storing.
+    pub fn source_len(&self) -> usize {
+        self.source.as_ref().map_or(0, |json| json.len())
     }
 
     /// Parses again, tracking paths, for the error that names the field.
@@ -184,6 +242,8 @@ impl RenderRequest {
     /// A copy of this request under another id: the same message and
     /// recipients (their event data is shared, not copied). For generating
     /// traffic from one request.
+    /// The copy keeps the JSON it was parsed from: stored, the id is kept
+    /// beside it (see [`RenderRequest::stored_json`]).
     pub fn with_request_id(&self, request_id: RequestId) -> RenderRequest {
         RenderRequest {
             request_id,

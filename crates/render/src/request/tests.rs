@@ -356,3 +356,57 @@ fn pinning_fills_in_a_missing_version_only() {
         }
     ));
 }
+
+#[test]
+fn a_request_is_stored_as_the_json_it_arrived_as_and_read_back_as_fixed_since() {
+    let mut unversioned = valid();
+    unversioned["channel_settings"]["template"] = json!({"id": "spring_sale"});
+    let text = unversioned.to_string();
+    let mut request = RenderRequest::from_json(text.as_bytes(), &RequestLimits::default())
+        .unwrap()
+        .with_request_id(RequestId::parse("req-copy").unwrap());
+    request.pin_template_version(7);
+
+    let json = request.stored_json().unwrap();
+    assert!(matches!(json, Cow::Borrowed(_)), "copied, not serialized");
+    assert_eq!(json, text);
+    assert_eq!(request.pinned_template_version(), Some(7));
+
+    let back = RenderRequest::from_stored(
+        &json,
+        request.request_id().clone(),
+        request.pinned_template_version(),
+    )
+    .unwrap();
+    assert_eq!(back.request_id().as_str(), "req-copy");
+    assert_eq!(back.pinned_template_version(), Some(7));
+    assert_eq!(
+        serde_json::to_value(&back).unwrap(),
+        serde_json::to_value(&request).unwrap()
+    );
+}
+
+#[test]
+fn a_request_without_its_json_is_serialized_for_storing() {
+    let request: RenderRequest = serde_json::from_value(valid()).unwrap();
+    let json = request.stored_json().unwrap();
+    assert!(matches!(json, Cow::Owned(_)));
+    let back = RenderRequest::from_stored(&json, request.request_id().clone(), None).unwrap();
+    assert_eq!(
+        serde_json::to_value(&back).unwrap(),
+        serde_json::to_value(&request).unwrap()
+    );
+    // The version the request named is not a pin to apply again.
+    assert_eq!(back.pinned_template_version(), Some(3));
+}
+
+#[test]
+fn stored_json_that_no_longer_reads_back_says_why() {
+    let id = RequestId::parse("req-1").unwrap();
+    let error = RenderRequest::from_stored(r#"{"unknown": 1}"#, id.clone(), None).unwrap_err();
+    assert!(error.contains("unknown field `unknown`"), "{error}");
+    let mut empty = valid();
+    empty["render_recipients"] = json!([]);
+    let error = RenderRequest::from_stored(&empty.to_string(), id, None).unwrap_err();
+    assert!(error.contains("at least one recipient"), "{error}");
+}

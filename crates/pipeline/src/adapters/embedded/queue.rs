@@ -15,9 +15,9 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use artifact_render::RenderRequest;
 use artifact_render::request::{CompanyId, Priority, RequestId};
 use artifact_render::template::Channel;
-use artifact_render::{RenderRequest, RequestLimits};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -209,11 +209,14 @@ impl RecentRequests {
         Some(request)
     }
 
+    /// Keeps `request`, counted as the JSON it was parsed from and any JSON
+    /// it still holds for storing.
     fn remember(&mut self, request: Arc<RenderRequest>, json_bytes: usize) {
         // Two workers that missed at once both parsed it: keep one copy.
         self.forget(&(request.company_id().clone(), request.request_id().clone()));
-        self.requests.push_front((request, json_bytes));
-        self.bytes += json_bytes;
+        let bytes = json_bytes + request.source_len();
+        self.requests.push_front((request, bytes));
+        self.bytes += bytes;
         while (self.bytes > self.budget || self.requests.len() > RECENT_REQUESTS)
             && self.requests.len() > 1
         {
@@ -260,8 +263,11 @@ impl Inner {
             Channel::Sms => self.options.sms_batch_size,
         };
         let ranges = batch_ranges(request.render_recipients().len(), batch_size);
-        let json = serde_json::to_string(&*request).or_backend("serializing the request")?;
+        let json = request
+            .stored_json()
+            .or_backend("serializing the request")?;
         let json_len = json.len();
+        let pinned_version = request.pinned_template_version();
         let metadata = serde_json::to_string(request.response_metadata())
             .or_backend("serializing response_metadata")?;
         let now = Timestamp::now();
@@ -299,9 +305,17 @@ impl Inner {
             })
             .or_backend(&doing)?;
             tx.prepare_cached(
-                "INSERT INTO request_bodies (company_id, request_id, request) VALUES (?1, ?2, ?3)",
+                "INSERT INTO request_bodies (company_id, request_id, request, template_version)
+                 VALUES (?1, ?2, ?3, ?4)",
             )
-            .and_then(|mut insert| insert.execute(params![key.0.as_str(), key.1.as_str(), json]))
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    key.0.as_str(),
+                    key.1.as_str(),
+                    json.as_ref(),
+                    pinned_version
+                ])
+            })
             .or_backend(&doing)?;
             let mut batches = Vec::with_capacity(ranges.len());
             {
@@ -447,28 +461,23 @@ impl Inner {
         if let Some(request) = self.requests().get(key) {
             return Ok(request);
         }
-        let json: String = self
+        let (json, pinned_version): (String, Option<u32>) = self
             .db
             .read(|conn| {
                 conn.prepare_cached(
-                    "SELECT request FROM request_bodies WHERE company_id = ?1 AND request_id = ?2",
+                    "SELECT request, template_version FROM request_bodies
+                     WHERE company_id = ?1 AND request_id = ?2",
                 )
                 .and_then(|mut select| {
-                    select.query_row(params![key.0.as_str(), key.1.as_str()], |row| row.get(0))
+                    select.query_row(params![key.0.as_str(), key.1.as_str()], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
                 })
                 .or_backend("reading a queued request")
             })
             .map_err(Unloadable::Backend)?;
-        let limits = RequestLimits {
-            max_recipients: usize::MAX,
-            max_bytes: usize::MAX,
-        };
-        let request = serde_json::from_str::<RenderRequest>(&json)
-            .map_err(|e| e.to_string())
-            .and_then(|request| match request.validate(&limits) {
-                Ok(()) => Ok(Arc::new(request)),
-                Err(e) => Err(e.to_string()),
-            })
+        let request = RenderRequest::from_stored(&json, key.1.clone(), pinned_version)
+            .map(Arc::new)
             .map_err(Unloadable::Unparsable)?;
         self.requests().remember(request.clone(), json.len());
         Ok(request)

@@ -11,7 +11,7 @@ use crate::{Error, PortResult};
 
 /// The schema this build writes. Bump it and add a step to [`migrate`] when
 /// a table changes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for another one's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,7 +19,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Statements each connection keeps prepared.
 const STATEMENT_CACHE: usize = 64;
 
-const SCHEMA_V1: &str = "
+pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE requests (
     company_id TEXT NOT NULL,
     request_id TEXT NOT NULL,
@@ -121,6 +121,13 @@ CREATE TABLE engagement_events (
 CREATE INDEX engagement_events_by_company ON engagement_events (company_id, seq);
 ";
 
+/// Version 2 stores a request's JSON as it arrived, with the template version
+/// pinned since beside it (see `RenderRequest::stored_json`). Version 1 bodies
+/// were serialized after pinning, so their column stays empty.
+const SCHEMA_V2: &str = "
+ALTER TABLE request_bodies ADD COLUMN template_version INTEGER;
+";
+
 /// Opens the writer connection: WAL, foreign keys, and the schema migrated
 /// to [`SCHEMA_VERSION`].
 pub(super) fn open_writer(path: &Path) -> PortResult<Connection> {
@@ -177,9 +184,13 @@ fn migrate(conn: &mut Connection, path: &Path) -> PortResult<()> {
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .or_backend("reading the schema version")?;
     match version {
-        0 => {
-            tx.execute_batch(SCHEMA_V1)
-                .or_backend("creating the schema")?;
+        0 | 1 => {
+            if version == 0 {
+                tx.execute_batch(SCHEMA_V1)
+                    .or_backend("creating the schema")?;
+            }
+            tx.execute_batch(SCHEMA_V2)
+                .or_backend("migrating the schema to version 2")?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .or_backend("writing the schema version")?;
         }

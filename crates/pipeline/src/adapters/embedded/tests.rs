@@ -360,6 +360,97 @@ async fn requests_beyond_the_recent_ones_are_loaded_from_the_file() {
     }
 }
 
+/// A stored-template request is kept as the JSON it arrived as, which may
+/// carry another id and no version; read back from the file it has the id
+/// it was queued under and the version pinned when it was accepted.
+#[tokio::test]
+async fn a_request_read_back_from_the_file_keeps_its_queue_id_and_pinned_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pipeline.db");
+    let body = serde_json::json!({
+        "request_id": "as-sent", "company_id": "acme", "client_id": "flows",
+        "message_id": "m1", "send_time": "2026-11-26T09:00:00Z",
+        "channel_settings": {"channel": "sms", "from_number": "+15550100",
+            "template": {"id": "welcome"}},
+        "render_recipients": [{"recipient_id": "r1", "profile_id": "p1"}]
+    })
+    .to_string();
+    let mut request = RenderRequest::from_json(body.as_bytes(), &Default::default())
+        .expect("valid")
+        .with_request_id(artifact_render::request::RequestId::parse("queued").expect("id"));
+    request.pin_template_version(4);
+    let store = open(&path);
+    store.submit(Arc::new(request)).await.expect("submit");
+    drop(store);
+
+    let conn = rusqlite::Connection::open(&path).expect("open file");
+    let (stored, version): (String, Option<u32>) = conn
+        .query_row(
+            "SELECT request, template_version FROM request_bodies",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("stored body");
+    assert_eq!((stored.as_str(), version), (body.as_str(), Some(4)));
+    drop(conn);
+
+    let store = open(&path);
+    let lease = store
+        .lease(Duration::ZERO)
+        .await
+        .expect("lease")
+        .expect("batch");
+    assert_eq!(lease.request.request_id().as_str(), "queued");
+    assert_eq!(lease.request.pinned_template_version(), Some(4));
+}
+
+/// A file written before request JSON was stored as it arrived gains the
+/// version column, and its bodies (serialized after pinning) still load.
+#[tokio::test]
+async fn a_version_1_file_is_migrated() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pipeline.db");
+    let conn = rusqlite::Connection::open(&path).expect("open file");
+    conn.execute_batch(super::schema::SCHEMA_V1)
+        .expect("version 1 schema");
+    conn.pragma_update(None, "user_version", 1)
+        .expect("set version");
+    let request = sample_request("acme", "old", Priority::Normal, 1);
+    conn.execute(
+        "INSERT INTO requests (company_id, request_id, priority, state, recipients,
+             response_metadata, accepted_at) VALUES ('acme', 'old', 'normal', 'queued', 1, '{}',
+             '2026-11-26T09:00:00Z')",
+        [],
+    )
+    .expect("request row");
+    conn.execute(
+        "INSERT INTO request_bodies (company_id, request_id, request) VALUES ('acme', 'old', ?1)",
+        [serde_json::to_string(&*request).expect("serializes")],
+    )
+    .expect("body row");
+    conn.execute(
+        "INSERT INTO batches (company_id, request_id, range_start, range_end)
+         VALUES ('acme', 'old', 0, 1)",
+        [],
+    )
+    .expect("batch row");
+    drop(conn);
+
+    let store = open(&path);
+    let lease = store
+        .lease(Duration::ZERO)
+        .await
+        .expect("lease")
+        .expect("batch");
+    assert_eq!(lease.request.request_id().as_str(), "old");
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("open file");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, 2);
+}
+
 /// Commits only append to the log; the checkpointer copies it into the
 /// database file in the background.
 #[tokio::test]
