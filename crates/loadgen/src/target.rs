@@ -350,6 +350,27 @@ async fn poll_events(
     }
 }
 
+/// An error kind for a refused request: the status and the problem's title,
+/// so the report says why without one kind per request.
+fn rejection(status: u16, reply: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Problem {
+        title: String,
+        detail: Option<String>,
+    }
+    match serde_json::from_slice::<Problem>(reply) {
+        Ok(Problem {
+            title,
+            detail: Some(detail),
+        }) => format!("rejected {status}: {title}: {detail}"),
+        Ok(Problem {
+            title,
+            detail: None,
+        }) => format!("rejected {status}: {title}"),
+        Err(_) => format!("rejected {status}"),
+    }
+}
+
 #[async_trait]
 impl Target for Http {
     async fn load(&self, spec: &DataSpec, companies: &[String]) -> Result<(), String> {
@@ -415,7 +436,7 @@ impl Target for Http {
     }
 
     async fn submit(&self, shape: &Shape, id: &str) -> Result<(), String> {
-        let (status, _) = self
+        let (status, reply) = self
             .call(
                 hyper::Method::POST,
                 "/v1/render-requests",
@@ -425,7 +446,7 @@ impl Target for Http {
             .await?;
         match status {
             202 => Ok(()),
-            other => Err(format!("rejected {other}")),
+            other => Err(rejection(other, &reply)),
         }
     }
 
@@ -464,5 +485,15 @@ mod tests {
             error.contains("only http:// targets are supported"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_refusal_is_reported_with_the_services_reason() {
+        let reply = br#"{"type":"t","title":"A field of the body is invalid","status":422,"detail":"needs a tracking domain"}"#;
+        assert_eq!(
+            super::rejection(422, reply),
+            "rejected 422: A field of the body is invalid: needs a tracking domain"
+        );
+        assert_eq!(super::rejection(502, b"<html>bad gateway"), "rejected 502");
     }
 }
