@@ -245,7 +245,7 @@ fn a_broken_template_names_part_and_line() {
         ("html.jinja", "<p>\n{{ profile.name }\n<p>"),
     ]);
     assert!(
-        stderr.contains("template \"spring_sale\" part html line 2: "),
+        stderr.contains("template \"spring_sale\" part html line 2 column 17: "),
         "{stderr}"
     );
 }

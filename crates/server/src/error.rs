@@ -328,7 +328,7 @@ impl ApiError {
         };
         let mut problem = Self::new(ProblemKind::InvalidTemplate, error.to_string())
             .with_field(field)
-            .at(error.line, None);
+            .at(error.line, error.column);
         problem.part = part;
         problem
     }

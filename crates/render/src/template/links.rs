@@ -51,12 +51,17 @@ pub enum LinkTarget {
 pub struct CompileWarning {
     pub part: PartName,
     pub line: usize,
+    pub column: Option<usize>,
     pub message: String,
 }
 
 impl fmt::Display for CompileWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "part {} line {}: {}", self.part, self.line, self.message)
+        write!(f, "part {} line {}", self.part, self.line)?;
+        if let Some(column) = self.column {
+            write!(f, " column {column}")?;
+        }
+        write!(f, ": {}", self.message)
     }
 }
 
@@ -254,6 +259,7 @@ impl LinkScan {
         self.warnings.push(CompileWarning {
             part,
             line: line_of(source, at),
+            column: None,
             message,
         });
     }

@@ -1,6 +1,7 @@
 //! Templates: bundles of Jinja parts per channel, compiled once into a
 //! sandboxed environment and cached.
 
+pub mod analysis;
 pub mod authoring;
 mod cache;
 mod env;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 
+pub use analysis::{ProfileProjection, Read};
 pub use cache::{TemplateCache, TemplateKey};
 pub use env::{GLOBALS, TESTS, allowed_filters};
 pub use folder::{MANIFEST, TemplateFolder};
@@ -174,6 +176,19 @@ impl TemplateParts {
             .filter_map(|part| self.get(part).map(|source| (part, source)))
     }
 
+    /// The parts as their author wrote them: the HTML part is its MJML
+    /// source when it has one, so lines point into what the author edits.
+    pub fn authored(&self) -> impl Iterator<Item = (PartName, &str)> {
+        PartName::ALL.into_iter().filter_map(|part| match part {
+            PartName::Html => self
+                .mjml
+                .as_deref()
+                .or(self.html.as_deref())
+                .map(|source| (part, source)),
+            _ => self.get(part).map(|source| (part, source)),
+        })
+    }
+
     /// Checks that the bundle has the parts `channel` needs and no others.
     pub fn check_channel(&self, channel: Channel) -> Result<(), String> {
         if let Some((part, _)) = self.iter().find(|(part, _)| !part.allowed_for(channel)) {
@@ -237,6 +252,7 @@ pub struct TemplateError {
     pub template: String,
     pub part: Option<PartName>,
     pub line: Option<usize>,
+    pub column: Option<usize>,
     pub message: String,
 }
 
@@ -251,8 +267,14 @@ impl TemplateError {
             template: template.to_owned(),
             part,
             line,
+            column: None,
             message: message.into(),
         }
+    }
+
+    pub(crate) fn at_column(mut self, column: usize) -> Self {
+        self.column = Some(column);
+        self
     }
 }
 
@@ -264,6 +286,9 @@ impl fmt::Display for TemplateError {
         }
         if let Some(line) = self.line {
             write!(f, " line {line}")?;
+        }
+        if let Some(column) = self.column {
+            write!(f, " column {column}")?;
         }
         write!(f, ": {}", self.message)
     }
@@ -285,6 +310,9 @@ pub struct CompiledTemplate {
     links: Vec<LinkSite>,
     warnings: Vec<CompileWarning>,
     uses_unsubscribe_url: bool,
+    /// What each part may read, from its syntax tree.
+    reads: Vec<(PartName, Vec<Read>)>,
+    profile: ProfileProjection,
 }
 
 impl CompiledTemplate {
@@ -298,6 +326,23 @@ impl CompiledTemplate {
         parts
             .check_channel(channel)
             .map_err(|message| TemplateError::new(name, None, None, message))?;
+        let mut reads = Vec::new();
+        let mut profile = ProfileProjection::Keys(Default::default());
+        let mut warnings = Vec::new();
+        // Reported after the checks below, which explain reserved names better.
+        let mut unknown_name = None;
+        for (part, source) in parts.authored() {
+            let error = |e: analysis::PartError| {
+                TemplateError::new(name, Some(part), Some(e.line), e.message).at_column(e.column)
+            };
+            let analysis = analysis::analyze(part, source).map_err(error)?;
+            if unknown_name.is_none() {
+                unknown_name = analysis.errors.into_iter().next().map(error);
+            }
+            warnings.extend(analysis.warnings);
+            profile = profile.union(&analysis.profile);
+            reads.push((part, analysis.reads));
+        }
         let mut env = env::base_environment(limits, parts.missing_data);
         let mut scan = links::LinkScan::default();
         let mut uses_unsubscribe_url = false;
@@ -338,6 +383,9 @@ impl CompiledTemplate {
             env.add_template_owned(part.as_str(), source)
                 .map_err(compile_error)?;
         }
+        if let Some(error) = unknown_name {
+            return Err(error);
+        }
         Ok(Self {
             name: Arc::from(name),
             version: None,
@@ -346,8 +394,13 @@ impl CompiledTemplate {
             max_output_bytes: limits.max_output_bytes,
             env,
             links: scan.sites,
-            warnings: scan.warnings,
+            warnings: {
+                warnings.extend(scan.warnings);
+                warnings
+            },
             uses_unsubscribe_url,
+            reads,
+            profile,
         })
     }
 
@@ -379,6 +432,19 @@ impl CompiledTemplate {
     /// What compiling found that the author should know (untracked links).
     pub fn warnings(&self) -> &[CompileWarning] {
         &self.warnings
+    }
+
+    /// The data paths `part` may read, by line.
+    pub fn reads(&self, part: PartName) -> &[Read] {
+        self.reads
+            .iter()
+            .find(|(p, _)| *p == part)
+            .map_or(&[], |(_, reads)| reads)
+    }
+
+    /// The profile keys a render of this template can read.
+    pub fn profile_projection(&self) -> &ProfileProjection {
+        &self.profile
     }
 
     pub fn uses_unsubscribe_url(&self) -> bool {

@@ -19,11 +19,11 @@ fn compile_errors_name_template_part_and_line() {
     )
     .unwrap_err();
     assert_eq!(error.part, Some(PartName::Html));
-    assert_eq!(error.line, Some(3));
+    assert_eq!((error.line, error.column), (Some(3), Some(21)));
     assert!(
         error
             .to_string()
-            .starts_with("template \"spring_sale\" part html line 3: "),
+            .starts_with("template \"spring_sale\" part html line 3 column 21: "),
         "{error}"
     );
 }
@@ -151,4 +151,55 @@ fn the_names_link_tracking_uses_are_reserved() {
             "{error}"
         );
     }
+}
+
+#[test]
+fn an_unknown_filter_stops_the_compile_and_a_misspelt_root_is_a_warning() {
+    let error = CompiledTemplate::compile(
+        "news",
+        Channel::Email,
+        &email("Hi", "<p>\n{{ profile.first_name | titel }}</p>"),
+        &RenderLimits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "template \"news\" part html line 2 column 25: unknown filter `titel`; did you mean `title`?"
+    );
+
+    let compiled = CompiledTemplate::compile(
+        "news",
+        Channel::Email,
+        &email(
+            "Hi {{ profil.first_name }}",
+            "<p>{{ profile.location.city }}</p>",
+        ),
+        &RenderLimits::default(),
+    )
+    .expect("a warning does not stop the compile");
+    let warnings: Vec<String> = compiled
+        .warnings()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("part subject line 1 column 7: `profil` is not in the context"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[0].ends_with("did you mean `profile`?"),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        compiled
+            .profile_projection()
+            .keys()
+            .map(|keys| keys.iter().map(String::as_str).collect::<Vec<_>>()),
+        Some(vec!["location"])
+    );
+    assert_eq!(
+        compiled.reads(PartName::Html)[0].path,
+        "profile.location.city"
+    );
 }

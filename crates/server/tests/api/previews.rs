@@ -24,7 +24,7 @@ fn inline_request() -> Value {
             "from_email": "news@shop.example",
             "from_label": "Shop",
             "template": {"inline": {
-                "subject": "Hi {{ profile.first_name }}",
+                "subject": "Hi {{ profile.first_name }}{{ evnt.note }}",
                 "html": "<html><body><p>{{ event.note }}</p><a href=\"{{ event.url }}\">x</a></body></html>"
             }}
         },
@@ -55,7 +55,14 @@ async fn a_preview_renders_an_inline_template_with_an_inline_profile() {
     let eml = preview["eml"].as_str().unwrap();
     assert!(eml.contains("Subject: Hi Ada"), "{eml}");
     assert!(eml.contains("From: Shop <news@shop.example>"), "{eml}");
-    assert!(preview["warnings"].is_array());
+    let warnings = preview["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .starts_with("part subject line 1 column 31: `evnt` is not in the context")),
+        "{warnings:?}"
+    );
 
     // Nothing was queued.
     app.get("/v1/render-requests/preview-1?company_id=acme")

@@ -495,14 +495,14 @@ async fn a_template_error_names_the_part_and_line() {
         .problem(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["field"], "channel_settings.template", "{problem}");
     assert_eq!(
-        (&problem["part"], &problem["line"]),
-        (&json!("html"), &json!(3))
+        (&problem["part"], &problem["line"], &problem["column"]),
+        (&json!("html"), &json!(3), &json!(21))
     );
     assert!(
         problem["detail"]
             .as_str()
             .unwrap()
-            .starts_with("template \"broken\" part html line 3:"),
+            .starts_with("template \"broken\" part html line 3 column 21:"),
         "{problem}"
     );
 }

@@ -95,11 +95,15 @@ async fn a_template_that_does_not_compile_is_refused_with_its_line() {
         )
         .await
         .problem(StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(problem["line"], 3, "{problem}");
+    assert_eq!(
+        (&problem["line"], &problem["column"]),
+        (&json!(3), &json!(21)),
+        "{problem}"
+    );
     assert_eq!(problem["field"], "parts.html");
     let detail = problem["detail"].as_str().unwrap();
     assert!(
-        detail.starts_with("template \"broken\" part html line 3:"),
+        detail.starts_with("template \"broken\" part html line 3 column 21:"),
         "{detail}"
     );
     // Nothing was stored.
@@ -222,6 +226,51 @@ async fn a_malformed_path_segment_is_named() {
             .as_str()
             .unwrap()
             .contains("/v1/companies/acme/templates/%C3"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_put_reports_reads_outside_the_context_and_refuses_unknown_filters() {
+    let app = app();
+    let mut template = welcome_template();
+    template["parts"]["subject"] = json!("Hello {{ profil.first_name }}");
+    let reply = app
+        .json(
+            Method::PUT,
+            "/v1/companies/acme/templates/welcome",
+            &template,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    let warnings = reply.json()["warnings"].clone();
+    assert_eq!(warnings.as_array().map(Vec::len), Some(1), "{warnings}");
+    let warning = warnings[0].as_str().unwrap();
+    assert!(
+        warning.starts_with("part subject line 1 column 10: `profil` is not in the context")
+            && warning.ends_with("did you mean `profile`?"),
+        "{warning}"
+    );
+
+    template["parts"]["subject"] = json!("Hello {{ profile.first_name | shout }}");
+    let problem = app
+        .json(
+            Method::PUT,
+            "/v1/companies/acme/templates/welcome",
+            &template,
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (&problem["field"], &problem["line"], &problem["column"]),
+        (&json!("parts.subject"), &json!(1), &json!(31)),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("unknown filter `shout`"),
         "{problem}"
     );
 }
