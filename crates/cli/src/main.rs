@@ -36,6 +36,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Generate synthetic render traffic and report throughput and latency.
     Loadgen(Box<cmd::loadgen::Args>),
+    /// Check templates without rendering them.
+    Templates(cmd::templates::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,11 @@ fn main() -> ExitCode {
         Command::Render(args) => cmd::render::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Loadgen(args) => cmd::loadgen::run_command(&args),
+        Command::Templates(args) => match cmd::templates::run(&args) {
+            Ok(cmd::templates::Verdict::Clean) => Ok(()),
+            Ok(cmd::templates::Verdict::Errors) => return ExitCode::FAILURE,
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,3 +3,4 @@
 pub mod loadgen;
 pub mod render;
 pub mod serve;
+pub mod templates;

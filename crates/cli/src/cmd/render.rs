@@ -103,7 +103,7 @@ struct ProfileLine {
     properties: serde_json::Map<String, serde_json::Value>,
 }
 
-fn read_profiles(path: &Path) -> Result<HashMap<ProfileId, Arc<serde_json::Value>>> {
+pub(crate) fn read_profiles(path: &Path) -> Result<HashMap<ProfileId, Arc<serde_json::Value>>> {
     let file =
         fs::File::open(path).with_context(|| format!("cannot read profiles {}", path.display()))?;
     let mut profiles = HashMap::new();
@@ -130,24 +130,16 @@ fn read_profiles(path: &Path) -> Result<HashMap<ProfileId, Arc<serde_json::Value
 
 /// Reads `<root>/<id>/`: one `<part>.jinja` file per part, and an optional
 /// `template.json` with the version and missing-data policy.
-fn load_template(root: &Path, id: &TemplateId, version: Option<u32>) -> Result<TemplateFolder> {
+pub(crate) fn load_template(
+    root: &Path,
+    id: &TemplateId,
+    version: Option<u32>,
+) -> Result<TemplateFolder> {
     let dir = root.join(id.as_str());
-    let entries = fs::read_dir(&dir)
-        .with_context(|| format!("template {id:?} not found: cannot read {}", dir.display()))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        let contents =
-            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        files.push((name, contents));
+    if !dir.is_dir() {
+        bail!("template {id:?} not found: no folder {}", dir.display());
     }
-    let folder = TemplateFolder::from_files(files.iter().map(|(n, c)| (n.as_str(), c.as_str())))
-        .map_err(|error| anyhow::anyhow!("template {id:?} in {}: {error}", dir.display()))?;
+    let folder = super::templates::read_folder(&dir).with_context(|| format!("template {id:?}"))?;
     if let (Some(wanted), Some(have)) = (version, folder.version)
         && wanted != have
     {

@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod authoring;
 mod cache;
+mod check;
 mod env;
 pub mod escape;
 pub mod filters;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use analysis::{ProfileProjection, Read};
 pub use cache::{TemplateCache, TemplateKey};
+pub use check::{TemplateCheck, check};
 pub use env::{GLOBALS, TESTS, allowed_filters};
 pub use folder::{MANIFEST, TemplateFolder};
 pub use links::{CompileWarning, LinkSite, LinkTarget};
