@@ -38,6 +38,9 @@ enum Command {
     Loadgen(Box<cmd::loadgen::Args>),
     /// Check templates without rendering them.
     Templates(cmd::templates::Args),
+    /// Render requests with every read of the data noted, and report what
+    /// each template reads, its minimal payload and the unread profile fields.
+    Audit(cmd::audit::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Render(args) => cmd::render::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Loadgen(args) => cmd::loadgen::run_command(&args),
+        Command::Audit(args) => cmd::audit::run(&args),
         Command::Templates(args) => match cmd::templates::run(&args) {
             Ok(cmd::templates::Verdict::Clean) => Ok(()),
             Ok(cmd::templates::Verdict::Errors) => return ExitCode::FAILURE,

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod artifact;
+pub mod audit;
 pub mod context;
 pub mod finish;
 mod render;

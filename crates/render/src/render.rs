@@ -9,6 +9,7 @@ use minijinja::{ErrorKind, Value};
 use crate::artifact::{
     Artifact, EmailArtifact, FailureKind, Outcome, RenderFailure, Skipped, SmsArtifact,
 };
+use crate::context::audit::{AccessRecorder, audited_recipient_context};
 use crate::context::{FinishingVars, RequestVars, recipient_context};
 use crate::finish;
 use crate::finish::tracking::{MessageTracking, MessageTrackingInput, TrackingConfig};
@@ -136,6 +137,26 @@ impl PreparedRequest {
         recipient: &RenderRecipient,
         properties: Option<&Arc<serde_json::Value>>,
     ) -> Artifact {
+        self.render_with(recipient, properties, None)
+    }
+
+    /// Renders one recipient as [`render`](Self::render) does, byte for
+    /// byte, and notes every read of the context in `recorder`.
+    pub fn render_audited(
+        &self,
+        recipient: &RenderRecipient,
+        properties: Option<&Arc<serde_json::Value>>,
+        recorder: &Arc<AccessRecorder>,
+    ) -> Artifact {
+        self.render_with(recipient, properties, Some(recorder))
+    }
+
+    fn render_with(
+        &self,
+        recipient: &RenderRecipient,
+        properties: Option<&Arc<serde_json::Value>>,
+        audit: Option<&Arc<AccessRecorder>>,
+    ) -> Artifact {
         let outcome = match properties {
             None => Outcome::Error(RenderFailure {
                 kind: FailureKind::ProfileNotFound,
@@ -147,14 +168,12 @@ impl PreparedRequest {
             Some(properties) => {
                 let rendered = match self.request.channel_settings() {
                     ChannelSettings::Email(settings) => {
-                        self.render_email(settings, recipient, properties)
+                        self.render_email(settings, recipient, properties, audit)
                     }
-                    ChannelSettings::Sms(_) => self.render_sms(&recipient_context(
-                        &self.vars,
-                        recipient,
-                        properties,
-                        FinishingVars::default(),
-                    )),
+                    ChannelSettings::Sms(_) => {
+                        let ctx = self.context(recipient, properties, Default::default(), audit);
+                        self.render_sms(&ctx, audit)
+                    }
                 };
                 rendered.unwrap_or_else(|stop| match stop {
                     Stop::Skipped(skipped) => Outcome::Skipped(skipped),
@@ -210,30 +229,48 @@ impl PreparedRequest {
         }))
     }
 
+    fn context(
+        &self,
+        recipient: &RenderRecipient,
+        properties: &Arc<serde_json::Value>,
+        finishing: FinishingVars,
+        audit: Option<&Arc<AccessRecorder>>,
+    ) -> Value {
+        match audit {
+            None => recipient_context(&self.vars, recipient, properties, finishing),
+            Some(recorder) => {
+                audited_recipient_context(&self.vars, recipient, properties, finishing, recorder)
+            }
+        }
+    }
+
     fn render_email(
         &self,
         settings: &EmailSettings,
         recipient: &RenderRecipient,
         properties: &Arc<serde_json::Value>,
+        audit: Option<&Arc<AccessRecorder>>,
     ) -> Result<Outcome, Stop> {
         let tracking = Arc::new(self.tracking.for_recipient(recipient));
         let finishing = FinishingVars {
             unsubscribe_url: tracking.unsubscribe_url().map(Value::from),
             tracking: Some(Value::from_dyn_object(tracking.clone())),
         };
-        let ctx = &recipient_context(&self.vars, recipient, properties, finishing);
-        let subject = self.render_part(PartName::Subject, ctx)?;
+        let ctx = &self.context(recipient, properties, finishing, audit);
+        let subject = self.render_part(PartName::Subject, ctx, audit)?;
         let preheader = if self.template.has_part(PartName::Preheader) {
-            Some(finish::headers::one_line(
-                &self.render_part(PartName::Preheader, ctx)?,
-            ))
+            Some(finish::headers::one_line(&self.render_part(
+                PartName::Preheader,
+                ctx,
+                audit,
+            )?))
         } else {
             None
         };
         tracking.set_top(preheader.as_deref());
-        let html = self.render_part(PartName::Html, ctx)?;
+        let html = self.render_part(PartName::Html, ctx, audit)?;
         let text = if self.template.has_part(PartName::Text) {
-            self.render_part(PartName::Text, ctx)?
+            self.render_part(PartName::Text, ctx, audit)?
         } else {
             finish::text::html_to_text(&html)
         };
@@ -252,8 +289,12 @@ impl PreparedRequest {
         }))
     }
 
-    fn render_sms(&self, ctx: &Value) -> Result<Outcome, Stop> {
-        let body = self.render_part(PartName::Sms, ctx)?;
+    fn render_sms(
+        &self,
+        ctx: &Value,
+        audit: Option<&Arc<AccessRecorder>>,
+    ) -> Result<Outcome, Stop> {
+        let body = self.render_part(PartName::Sms, ctx, audit)?;
         let body = body.trim().to_owned();
         let layout = sms::measure(&body);
         Ok(Outcome::Sms(SmsArtifact {
@@ -268,7 +309,15 @@ impl PreparedRequest {
     /// the part is done: while it renders, fuel (which charges every byte
     /// written) bounds how far a runaway template gets, and writing straight
     /// into a `String` keeps the common case fast.
-    fn render_part(&self, part: PartName, ctx: &Value) -> Result<String, Stop> {
+    fn render_part(
+        &self,
+        part: PartName,
+        ctx: &Value,
+        audit: Option<&Arc<AccessRecorder>>,
+    ) -> Result<String, Stop> {
+        if let Some(recorder) = audit {
+            recorder.enter(part);
+        }
         let template = self
             .template
             .part(part)

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod audit;
 pub mod loadgen;
 pub mod render;
 pub mod serve;

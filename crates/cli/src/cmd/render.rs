@@ -40,19 +40,18 @@ pub struct Args {
     max_recipients: usize,
 }
 
-pub fn run(args: &Args) -> Result<()> {
-    let started = Instant::now();
-    let config = Config::load(args.config.as_deref(), |name| std::env::var(name).ok())?;
-    let limits = RequestLimits {
-        max_recipients: args.max_recipients,
-        ..RequestLimits::default()
-    };
-    let bytes = fs::read(&args.request)
-        .with_context(|| format!("cannot read request {}", args.request.display()))?;
-    let request = RenderRequest::from_json(&bytes, &limits)
-        .with_context(|| format!("invalid request {}", args.request.display()))?;
-    let profiles = read_profiles(&args.profiles)?;
-
+/// Reads the request at `path` and binds it to its template: inline, or
+/// from `<templates>/<template_id>/`.
+pub(crate) fn prepare(
+    path: &Path,
+    templates: &Path,
+    limits: &RequestLimits,
+    config: &Config,
+) -> Result<PreparedRequest> {
+    let bytes =
+        fs::read(path).with_context(|| format!("cannot read request {}", path.display()))?;
+    let request = RenderRequest::from_json(&bytes, limits)
+        .with_context(|| format!("invalid request {}", path.display()))?;
     let (template_id, folder) = match request.channel_settings().template() {
         TemplateRef::Inline(parts) => (
             None,
@@ -61,12 +60,11 @@ pub fn run(args: &Args) -> Result<()> {
                 version: None,
             },
         ),
-        TemplateRef::Stored { id, version } => (
-            Some(id.clone()),
-            load_template(&args.templates, id, *version)?,
-        ),
+        TemplateRef::Stored { id, version } => {
+            (Some(id.clone()), load_template(templates, id, *version)?)
+        }
     };
-    let cache = TemplateCache::new(16, Default::default());
+    let cache = TemplateCache::new(1, Default::default());
     let key = TemplateKey::new(
         request.company_id().clone(),
         template_id,
@@ -75,7 +73,22 @@ pub fn run(args: &Args) -> Result<()> {
     );
     let template =
         cache.get_or_compile(&key, request.channel_settings().channel(), &folder.parts)?;
-    let prepared = PreparedRequest::new(Arc::new(request), template, config.tracking)?;
+    Ok(PreparedRequest::new(
+        Arc::new(request),
+        template,
+        config.tracking.clone(),
+    )?)
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let started = Instant::now();
+    let config = Config::load(args.config.as_deref(), |name| std::env::var(name).ok())?;
+    let limits = RequestLimits {
+        max_recipients: args.max_recipients,
+        ..RequestLimits::default()
+    };
+    let profiles = read_profiles(&args.profiles)?;
+    let prepared = prepare(&args.request, &args.templates, &limits, &config)?;
 
     let mut sink = Sink::open(&args.out)?;
     let mut tally = Tally::default();
@@ -130,11 +143,7 @@ pub(crate) fn read_profiles(path: &Path) -> Result<HashMap<ProfileId, Arc<serde_
 
 /// Reads `<root>/<id>/`: one `<part>.jinja` file per part, and an optional
 /// `template.json` with the version and missing-data policy.
-pub(crate) fn load_template(
-    root: &Path,
-    id: &TemplateId,
-    version: Option<u32>,
-) -> Result<TemplateFolder> {
+fn load_template(root: &Path, id: &TemplateId, version: Option<u32>) -> Result<TemplateFolder> {
     let dir = root.join(id.as_str());
     if !dir.is_dir() {
         bail!("template {id:?} not found: no folder {}", dir.display());

@@ -21,14 +21,22 @@ use minijinja::value::{Enumerator, Object, ObjectExt, ObjectRepr, Value};
 /// keeps a pointer to `node` that only `root` keeps alive.
 unsafe fn json_value(root: &Arc<serde_json::Value>, node: &serde_json::Value) -> Value {
     match node {
-        serde_json::Value::Null => Value::from(()),
-        serde_json::Value::Bool(b) => Value::from(*b),
-        serde_json::Value::Number(n) => number(n),
-        serde_json::Value::String(s) => Value::from(s.as_str()),
         serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
             // SAFETY: passed on from this function's contract.
             Value::from_object(unsafe { JsonNode::new(root.clone(), node) })
         }
+        scalar_node => scalar(scalar_node),
+    }
+}
+
+/// A JSON scalar as an engine value; arrays and objects are the caller's.
+#[inline]
+pub(super) fn scalar(node: &serde_json::Value) -> Value {
+    match node {
+        serde_json::Value::Bool(b) => Value::from(*b),
+        serde_json::Value::Number(n) => number(n),
+        serde_json::Value::String(s) => Value::from(s.as_str()),
+        _ => Value::from(()),
     }
 }
 
@@ -52,7 +60,7 @@ fn number(n: &serde_json::Number) -> Value {
 /// cart items, addresses and the like are small, and read field by field.
 const LINEAR_SCAN_MAX: usize = 12;
 
-fn lookup<'a>(
+pub(super) fn lookup<'a>(
     map: &'a serde_json::Map<String, serde_json::Value>,
     key: &str,
 ) -> Option<&'a serde_json::Value> {

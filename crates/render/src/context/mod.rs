@@ -1,6 +1,7 @@
 //! The variables a template sees: `profile`, `event`, `recipient`, `message`
 //! and `now`. Built so that a render pays only for the data it reads.
 
+pub mod audit;
 mod json;
 
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub const VARIABLES: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct RequestVars {
     message: Value,
+    /// The document `message` views, for the audited context.
+    message_json: Arc<serde_json::Value>,
     now: Value,
 }
 
@@ -57,8 +60,10 @@ impl RequestVars {
             }
             ChannelSettings::Sms(sms) => put("from_number", Some(&sms.from_number)),
         }
+        let message_json = Arc::new(serde_json::Value::Object(message));
         Self {
-            message: json_root(&Arc::new(serde_json::Value::Object(message))),
+            message: json_root(&message_json),
+            message_json,
             now: Value::from(
                 request
                     .send_time()

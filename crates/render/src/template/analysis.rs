@@ -38,6 +38,10 @@ const SAME_ELEMENTS: &[&str] = &[
     "unique",
 ];
 
+/// Filters that cut their input into lists of its elements: a loop over
+/// `event.cart | batch(2)` yields lists whose items are `event.cart[]`.
+const CHUNKS: &[&str] = &["batch", "slice"];
+
 /// Filters whose result is one element of their input.
 const ONE_ELEMENT: &[&str] = &["first", "last"];
 
@@ -294,8 +298,15 @@ impl<'s> Walker<'s> {
                 if let Some(items) = &items {
                     self.record(l.iter.span().start_line, items.clone());
                 }
+                let chunks = matches!(&l.iter, Expr::Filter(f) if CHUNKS.contains(&f.name));
                 self.scoped(|this| {
-                    let item = items.map(|items| items.child(Step::Item));
+                    let item = items.map(|items| {
+                        if chunks {
+                            items
+                        } else {
+                            items.child(Step::Item)
+                        }
+                    });
                     this.bind(&l.target, item);
                     if let Some(filter) = &l.filter_expr {
                         this.consume(filter);
@@ -552,7 +563,10 @@ impl<'s> Walker<'s> {
         let input = f.expr.as_ref()?;
         let path = self.value(input)?;
         let line = input.span().start_line;
-        if SAME_ELEMENTS.contains(&f.name) || SAME_VALUE.contains(&f.name) {
+        if SAME_ELEMENTS.contains(&f.name)
+            || SAME_VALUE.contains(&f.name)
+            || CHUNKS.contains(&f.name)
+        {
             // Only walked through here; what is read of it is recorded
             // where the result is used.
             self.record(line, path.clone());

@@ -43,10 +43,12 @@ fn paths_follow_attributes_loops_and_local_names() {
 #[test]
 fn filters_that_keep_elements_keep_the_loop_path() {
     let source = "{% for item in event.cart | sort(attribute='price') | reverse %}{{ item.name }}{% endfor %}\
-                  {{ (event.cart | first).sku }}";
+                  {{ (event.cart | first).sku }}\
+                  {% for row in event.recs | batch(2) %}{% for product in row %}{{ product.url }}{% endfor %}{% endfor %}";
     let paths: Vec<String> = reads(source).into_iter().map(|(_, path)| path).collect();
     assert!(paths.contains(&"event.cart[].name".to_owned()), "{paths:?}");
     assert!(paths.contains(&"event.cart[].sku".to_owned()), "{paths:?}");
+    assert!(paths.contains(&"event.recs[].url".to_owned()), "{paths:?}");
 }
 
 #[test]
