@@ -30,12 +30,27 @@ fn the_audit_reports_reads_schemas_and_unread_fields() {
     let output = audit(&[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("template spring_sale: 3 renders"), "{stdout}");
-    assert!(stdout.contains("template spring_sale_sms: 3 renders"), "{stdout}");
-    assert!(stdout.contains("\"title\": \"what template spring_sale reads\""), "{stdout}");
-    assert!(stdout.contains("  profile.last_name  (in 1 profile)"), "{stdout}");
+    assert!(
+        stdout.contains("template spring_sale: 3 renders"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("template spring_sale_sms: 3 renders"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"title\": \"what template spring_sale reads\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  profile.last_name  (in 1 profile)"),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("left out: their profiles are not in the profiles file"), "{stderr}");
+    assert!(
+        stderr.contains("left out: their profiles are not in the profiles file"),
+        "{stderr}"
+    );
 
     let output = audit(&["--format", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -63,5 +78,8 @@ fn a_missing_template_is_an_error_naming_it() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("template \"spring_sale\" not found"), "{stderr}");
+    assert!(
+        stderr.contains("template \"spring_sale\" not found"),
+        "{stderr}"
+    );
 }

@@ -17,6 +17,7 @@ use minijinja::machinery::ast::{self, CallArg, Expr, Stmt};
 use minijinja::syntax::SyntaxConfig;
 
 use super::env::{GLOBALS, TESTS, allowed_filters};
+pub use super::projection::ProfileProjection;
 use super::{CompileWarning, PartName};
 use crate::context::VARIABLES;
 
@@ -54,33 +55,6 @@ pub struct Read {
     /// `profile.location.city`, `event.cart[].price`: loops collapse to `[]`.
     pub path: String,
     pub line: usize,
-}
-
-/// Which top-level profile keys a render needs.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum ProfileProjection {
-    /// The template reads the profile as a whole (or by a key it computes).
-    #[default]
-    All,
-    /// Only these keys; every other key can be left unfetched.
-    Keys(BTreeSet<String>),
-}
-
-impl ProfileProjection {
-    /// Both projections' keys: what a fetch for either template needs.
-    pub fn union(&self, other: &Self) -> Self {
-        match (self, other) {
-            (Self::Keys(a), Self::Keys(b)) => Self::Keys(a.union(b).cloned().collect()),
-            _ => Self::All,
-        }
-    }
-
-    pub fn keys(&self) -> Option<&BTreeSet<String>> {
-        match self {
-            Self::All => None,
-            Self::Keys(keys) => Some(keys),
-        }
-    }
 }
 
 /// A problem that stops a part from compiling, with its place.

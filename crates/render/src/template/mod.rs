@@ -10,6 +10,7 @@ pub mod escape;
 pub mod filters;
 mod folder;
 pub(crate) mod links;
+mod projection;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
