@@ -28,6 +28,7 @@
 //! workers = 2
 //! sink = "store"             # or "outbox:DIR", "ndjson:FILE", "discard"
 //! batch_size = 100
+//! profile_projection = true  # fetch only the profile keys a template reads
 //! ```
 
 use std::path::Path;
@@ -60,6 +61,7 @@ pub struct ServiceSettings {
     pub workers: Option<usize>,
     pub sink: Option<String>,
     pub batch_size: Option<usize>,
+    pub profile_projection: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,13 +10,14 @@ use std::time::Duration;
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::sinks::DiscardSink;
-use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts};
+use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
 use artifact_pipeline::{
     ArtifactSink, PortResult, ProfileStore, RequestQueue, RequestState, ResponseEvent,
     ResponseSink, TemplateStore,
 };
 use artifact_render::finish::tracking::TrackingConfig;
 use artifact_render::request::{CompanyId, ProfileId, RequestId, TemplateId};
+use artifact_render::template::ProfileProjection;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -109,10 +110,10 @@ impl ResponseSink for Announce {
 }
 
 impl InProcess {
-    /// Opens the store in `data_dir` and starts `workers` workers.
+    /// Opens the store in `data_dir` and starts the workers.
     pub fn start(
         data_dir: &Path,
-        workers: usize,
+        workers: WorkerSettings,
         batch_size: usize,
         tracking: Option<Arc<TrackingConfig>>,
     ) -> Result<(InProcess, mpsc::UnboundedReceiver<Finished>), String> {
@@ -184,7 +185,12 @@ impl Target for InProcess {
                 .map_err(|e| e.to_string())?;
             let present = self
                 .store
-                .fetch(&company, std::slice::from_ref(&last))
+                .fetch(
+                    &company,
+                    std::slice::from_ref(&last),
+                    // Whether it exists is all this asks.
+                    &ProfileProjection::Keys(Default::default()),
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             if present.is_empty() {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use artifact_render::request::{
     CompanyId, Priority, ProfileId, RecipientId, RequestId, TemplateId,
 };
-use artifact_render::template::{Channel, TemplateParts};
+use artifact_render::template::{Channel, ProfileProjection, TemplateParts};
 use artifact_render::{
     Artifact, PreparedRequest, RenderRequest, RequestLimits, TemplateCache, TemplateKey,
 };
@@ -614,23 +614,67 @@ pub async fn profiles_fetch_returns_only_existing_ids(profiles: &dyn ProfileStor
         .await
         .expect("put");
     let found = profiles
-        .fetch(&acme, &[profile("p1"), profile("p3")])
+        .fetch(
+            &acme,
+            &[profile("p1"), profile("p3")],
+            &ProfileProjection::All,
+        )
         .await
         .expect("fetch");
     assert_eq!(found.len(), 1, "found {found:?}");
     assert_eq!(*found[&profile("p1")], json!({"first_name": "Ada"}));
-    assert!(profiles.fetch(&acme, &[]).await.expect("fetch").is_empty());
+    assert!(
+        profiles
+            .fetch(&acme, &[], &ProfileProjection::All)
+            .await
+            .expect("fetch")
+            .is_empty()
+    );
 
     profiles
         .put(&acme, vec![(profile("p1"), json!({"first_name": "Grace"}))])
         .await
         .expect("put");
     let found = profiles
-        .fetch(&acme, &[profile("p1"), profile("p2")])
+        .fetch(
+            &acme,
+            &[profile("p1"), profile("p2")],
+            &ProfileProjection::All,
+        )
         .await
         .expect("fetch");
     assert_eq!(*found[&profile("p1")], json!({"first_name": "Grace"}));
     assert_eq!(*found[&profile("p2")], json!({}));
+}
+
+/// `fetch` with a projection holds only the named top-level keys, whole.
+pub async fn profiles_fetch_projects_top_level_keys(profiles: &dyn ProfileStore) {
+    let acme = company("acme");
+    let properties = json!({
+        "first_name": "Ada",
+        "location": {"city": "London", "country": "GB"},
+        "bio": "a long text no template reads",
+        "orders": [1, 2, 3],
+    });
+    profiles
+        .put(&acme, vec![(profile("p1"), properties.clone())])
+        .await
+        .expect("put");
+    let keys = ["first_name", "location", "absent"];
+    let projection = ProfileProjection::Keys(keys.iter().map(|k| k.to_string()).collect());
+    let found = profiles
+        .fetch(&acme, &[profile("p1")], &projection)
+        .await
+        .expect("fetch");
+    assert_eq!(
+        *found[&profile("p1")],
+        json!({"first_name": "Ada", "location": {"city": "London", "country": "GB"}})
+    );
+    let found = profiles
+        .fetch(&acme, &[profile("p1")], &ProfileProjection::All)
+        .await
+        .expect("fetch");
+    assert_eq!(*found[&profile("p1")], properties);
 }
 
 /// A company never sees another's profiles, even with the same ids.
@@ -642,7 +686,7 @@ pub async fn profiles_are_tenant_scoped(profiles: &dyn ProfileStore) {
         .expect("put");
     assert!(
         profiles
-            .fetch(&globex, &[profile("p1")])
+            .fetch(&globex, &[profile("p1")], &ProfileProjection::All)
             .await
             .expect("fetch")
             .is_empty()
@@ -655,7 +699,7 @@ pub async fn profiles_are_tenant_scoped(profiles: &dyn ProfileStore) {
         .await
         .expect("put");
     let found = profiles
-        .fetch(&acme, &[profile("p1")])
+        .fetch(&acme, &[profile("p1")], &ProfileProjection::All)
         .await
         .expect("fetch");
     assert_eq!(*found[&profile("p1")], json!({"first_name": "Ada"}));
@@ -680,7 +724,11 @@ pub async fn profiles_put_rejects_non_objects(profiles: &dyn ProfileStore) {
         "message {message:?} does not name the profile"
     );
     let found = profiles
-        .fetch(&acme, &[profile("p1"), profile("p2")])
+        .fetch(
+            &acme,
+            &[profile("p1"), profile("p2")],
+            &ProfileProjection::All,
+        )
         .await
         .expect("fetch");
     assert!(found.is_empty(), "a refused put wrote {found:?}");

@@ -14,7 +14,7 @@ use std::time::Duration;
 use artifact_render::request::{
     CompanyId, Priority, ProfileId, RecipientId, RequestId, TemplateId,
 };
-use artifact_render::template::{Channel, TemplateParts};
+use artifact_render::template::{Channel, ProfileProjection, TemplateParts};
 use artifact_render::{Artifact, PreparedRequest, RenderRequest};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -230,11 +230,13 @@ pub trait RequestQueue: Send + Sync + 'static {
 #[async_trait]
 pub trait ProfileStore: Send + Sync + 'static {
     /// The profiles among `ids` that exist, in one round trip. Missing ids
-    /// are absent from the map.
+    /// are absent from the map. Each holds only the top-level keys
+    /// `projection` names (all of them for [`ProfileProjection::All`]).
     async fn fetch(
         &self,
         company: &CompanyId,
         ids: &[ProfileId],
+        projection: &ProfileProjection,
     ) -> PortResult<HashMap<ProfileId, Arc<serde_json::Value>>>;
 
     /// Creates or replaces profiles. `properties` are JSON objects.

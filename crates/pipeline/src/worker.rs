@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use artifact_render::finish::tracking::TrackingConfig;
 use artifact_render::request::{CompanyId, ProfileId, TemplateId, TemplateRef};
-use artifact_render::template::{Channel, TemplateParts};
+use artifact_render::template::{Channel, ProfileProjection, TemplateParts};
 use artifact_render::{
     Artifact, CompiledTemplate, PrepareError, PreparedRequest, RenderLimits, RenderRequest,
     TemplateCache, TemplateKey,
@@ -241,6 +241,26 @@ pub fn default_workers() -> usize {
     2 * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// How a pool's workers work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSettings {
+    /// Workers to start (at least one is).
+    pub workers: usize,
+    /// Fetch only the top-level profile keys the batch's template reads:
+    /// a 200-property profile then costs what its read fields cost.
+    pub profile_projection: bool,
+}
+
+impl WorkerSettings {
+    /// `workers` workers, fetching projected profiles.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers,
+            profile_projection: true,
+        }
+    }
+}
+
 /// How long a worker waits for work before checking for shutdown again.
 const LEASE_WAIT: Duration = Duration::from_millis(250);
 
@@ -253,9 +273,9 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    /// Starts `count` workers on the current tokio runtime.
+    /// Starts the workers on the current tokio runtime.
     pub fn start(
-        count: usize,
+        settings: WorkerSettings,
         ports: WorkerPorts,
         renderer: Arc<Renderer>,
         metrics: Arc<Metrics>,
@@ -263,9 +283,10 @@ impl WorkerPool {
         let (shutdown, stop) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(announce_missed(ports.clone(), stop.clone()));
-        for index in 0..count.max(1) {
+        for index in 0..settings.workers.max(1) {
             let worker = Worker {
                 index,
+                profile_projection: settings.profile_projection,
                 ports: ports.clone(),
                 renderer: renderer.clone(),
                 metrics: metrics.clone(),
@@ -301,6 +322,7 @@ impl BatchFailure {
 
 struct Worker {
     index: usize,
+    profile_projection: bool,
     ports: WorkerPorts,
     renderer: Arc<Renderer>,
     metrics: Arc<Metrics>,
@@ -392,10 +414,15 @@ impl Worker {
             })?;
         let recipients = &lease.request.render_recipients()[lease.recipients.clone()];
         let ids: Vec<ProfileId> = recipients.iter().map(|r| r.profile_id.clone()).collect();
+        let projection = if self.profile_projection {
+            prepared.template().profile_projection()
+        } else {
+            &ProfileProjection::All
+        };
         let profiles = self
             .ports
             .profiles
-            .fetch(lease.request.company_id(), &ids)
+            .fetch(lease.request.company_id(), &ids, projection)
             .await
             .map_err(|e| BatchFailure::transient(format!("cannot fetch profiles: {e}")))?;
 

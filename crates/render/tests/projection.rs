@@ -32,8 +32,19 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "first_name", "last_name", "email", "location", "city", "country", "loyalty",
-            "tier", "points", "signup_date", "timezone", "vip", "preferences",
+            "first_name",
+            "last_name",
+            "email",
+            "location",
+            "city",
+            "country",
+            "loyalty",
+            "tier",
+            "points",
+            "signup_date",
+            "timezone",
+            "vip",
+            "preferences",
         ])
         .prop_map(str::to_owned),
         "[a-z_]{1,8}",

@@ -78,6 +78,10 @@ pub struct Args {
     /// In-process: render workers [default: two per core].
     #[arg(long)]
     workers: Option<usize>,
+    /// In-process: fetch only the profile keys the template reads (`true`
+    /// or `false`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    profile_projection: bool,
     /// In-process: recipients per batch.
     #[arg(long, default_value_t = artifact_pipeline::adapters::embedded::EmbeddedOptions::default().batch_size)]
     batch_size: usize,
@@ -280,9 +284,12 @@ async fn loadgen(args: &Args) -> Result<()> {
             Some(path) => Config::load(Some(path), |name| std::env::var(name).ok())?.tracking,
             None => Some(load_test_tracking()?),
         };
-        let workers = args
-            .workers
-            .unwrap_or_else(artifact_pipeline::worker::default_workers);
+        let workers = artifact_pipeline::worker::WorkerSettings {
+            workers: args
+                .workers
+                .unwrap_or_else(artifact_pipeline::worker::default_workers),
+            profile_projection: args.profile_projection,
+        };
         let (target, finished) = InProcess::start(&data_dir, workers, args.batch_size, tracking)
             .map_err(anyhow::Error::msg)?;
         (Arc::new(target), finished)

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::sinks::{DiscardSink, NdjsonSink, OutboxSink};
-use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts};
+use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
 use artifact_pipeline::{ArtifactSink, ArtifactStore};
 use artifact_render::RenderLimits;
 use artifact_server::{ApiLimits, AppState};
@@ -18,7 +18,7 @@ use tracing::info;
 use crate::config::{Config, ServiceSettings};
 use crate::demo;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// The configuration file: `[tracking]` and `[service]` sections.
     #[arg(long, env = "ARTIFACT_CONFIG")]
@@ -42,6 +42,10 @@ pub struct Args {
     /// [default: 100].
     #[arg(long, env = "ARTIFACT_BATCH_SIZE")]
     batch_size: Option<usize>,
+    /// Fetch only the top-level profile keys the batch's template reads
+    /// (`true` or `false`) [default: true].
+    #[arg(long, env = "ARTIFACT_PROFILE_PROJECTION")]
+    profile_projection: Option<bool>,
     /// Seed a demo company (newsletter and SMS templates, 10,000 profiles)
     /// and print a request to paste.
     #[arg(long)]
@@ -53,7 +57,7 @@ pub struct Args {
 struct Settings {
     data_dir: PathBuf,
     listen: SocketAddr,
-    workers: usize,
+    workers: WorkerSettings,
     sink: SinkSpec,
     batch_size: usize,
 }
@@ -107,7 +111,13 @@ impl Settings {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            workers,
+            workers: WorkerSettings {
+                workers,
+                profile_projection: args
+                    .profile_projection
+                    .or(file.profile_projection)
+                    .unwrap_or(true),
+            },
             sink: SinkSpec::parse(
                 args.sink
                     .as_deref()
@@ -197,7 +207,8 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
     };
     info!(
         %address,
-        workers = settings.workers,
+        workers = settings.workers.workers,
+        profile_projection = settings.workers.profile_projection,
         sink = ?settings.sink,
         data_dir = %settings.data_dir.display(),
         "serving"
@@ -293,14 +304,28 @@ mod tests {
             workers: None,
             sink: None,
             batch_size: None,
+            profile_projection: None,
             demo: false,
         };
         let settings = Settings::merge(&args, &file).unwrap();
         assert_eq!(settings.listen.port(), 9100);
-        assert_eq!(settings.workers, 3);
+        assert_eq!(settings.workers, WorkerSettings::new(3));
         assert_eq!(settings.sink, SinkSpec::Discard);
         assert_eq!(settings.batch_size, 100);
         assert_eq!(settings.data_dir, PathBuf::from("artifact-data"));
+
+        let off_in_file = ServiceSettings {
+            profile_projection: Some(false),
+            ..file.clone()
+        };
+        let settings = Settings::merge(&args, &off_in_file).unwrap();
+        assert!(!settings.workers.profile_projection);
+        let on_by_flag = Args {
+            profile_projection: Some(true),
+            ..args.clone()
+        };
+        let settings = Settings::merge(&on_by_flag, &off_in_file).unwrap();
+        assert!(settings.workers.profile_projection);
 
         let zero = Args {
             workers: Some(0),

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use artifact_render::request::{Priority, ProfileId, TemplateId};
-use artifact_render::template::{Channel, TemplateParts};
+use artifact_render::template::{Channel, ProfileProjection, TemplateParts};
 use serde_json::json;
 
 use super::*;
@@ -35,12 +35,19 @@ fn open(dir: &tempfile::TempDir) -> Arc<EmbeddedStore> {
 /// Workers over a fresh store, reading profiles from the store itself or
 /// from `profiles`.
 fn start_with(profiles: Option<Arc<dyn ProfileStore>>) -> Harness {
+    start_with_settings(profiles, WorkerSettings::new(2))
+}
+
+fn start_with_settings(
+    profiles: Option<Arc<dyn ProfileStore>>,
+    settings: WorkerSettings,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let profiles = profiles.unwrap_or_else(|| store.clone());
     let renderer = Arc::new(Renderer::new(store.clone(), None, 16, Default::default()));
     let pool = WorkerPool::start(
-        2,
+        settings,
         WorkerPorts {
             queue: store.clone(),
             profiles,
@@ -135,6 +142,62 @@ async fn a_request_renders_in_batches_and_announces_itself_once() {
     harness.pool.shutdown().await;
 }
 
+/// Profiles from the store of `harness`, once it exists, noting each
+/// projection asked for.
+#[derive(Default)]
+struct Recording {
+    store: std::sync::OnceLock<Arc<EmbeddedStore>>,
+    asked: std::sync::Mutex<Vec<ProfileProjection>>,
+}
+
+#[async_trait::async_trait]
+impl ProfileStore for Recording {
+    async fn fetch(
+        &self,
+        company: &CompanyId,
+        ids: &[ProfileId],
+        projection: &ProfileProjection,
+    ) -> crate::PortResult<HashMap<ProfileId, Arc<serde_json::Value>>> {
+        self.asked.lock().unwrap().push(projection.clone());
+        let store = self.store.get().expect("set before submitting");
+        store.fetch(company, ids, projection).await
+    }
+
+    async fn put(
+        &self,
+        company: &CompanyId,
+        profiles: Vec<(ProfileId, serde_json::Value)>,
+    ) -> crate::PortResult<()> {
+        let store = self.store.get().expect("set before putting");
+        ProfileStore::put(&**store, company, profiles).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_fetch_the_profile_keys_the_template_reads_unless_told_not_to() {
+    for projecting in [true, false] {
+        let recording = Arc::new(Recording::default());
+        let settings = WorkerSettings {
+            workers: 1,
+            profile_projection: projecting,
+        };
+        let harness = start_with_settings(Some(recording.clone()), settings);
+        let _ = recording.store.set(harness.store.clone());
+        put_profiles(&harness.store, "acme", 2).await;
+        let request = sample_request("acme", "req-projected", Priority::Normal, 2);
+        harness.store.submit(request).await.unwrap();
+        let status = wait_finished(&harness.store, "acme", "req-projected").await;
+        assert_eq!(status.counts.rendered, 2);
+        let expected = if projecting {
+            ProfileProjection::Keys(["first_name".to_owned()].into())
+        } else {
+            ProfileProjection::All
+        };
+        assert_eq!(*recording.asked.lock().unwrap(), [expected]);
+        harness.pool.shutdown().await;
+    }
+}
+
 /// A profile store that is down.
 struct Down(AtomicUsize);
 
@@ -144,6 +207,7 @@ impl ProfileStore for Down {
         &self,
         _company: &CompanyId,
         _ids: &[ProfileId],
+        _projection: &ProfileProjection,
     ) -> crate::PortResult<HashMap<ProfileId, Arc<serde_json::Value>>> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Err(Error::backend("profile fetch", "connection refused"))
@@ -254,7 +318,12 @@ async fn a_response_event_missed_by_a_crash_is_published_when_workers_start() {
         sink: store.clone(),
         responses: store.clone(),
     };
-    let pool = WorkerPool::start(1, ports, renderer, Arc::new(Metrics::default()));
+    let pool = WorkerPool::start(
+        WorkerSettings::new(1),
+        ports,
+        renderer,
+        Arc::new(Metrics::default()),
+    );
     let mut events = Vec::new();
     for _ in 0..200 {
         events = ResponseLog::list(&*store, &company("acme"), 0, 10)

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use artifact_render::request::RecipientId;
+use artifact_render::template::ProfileProjection;
 use artifact_render::{Artifact, Outcome, RenderRequest};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -135,7 +136,11 @@ pub(crate) async fn preview(
             let profile_id = &request.render_recipients()[index].profile_id;
             let mut found = state
                 .profiles
-                .fetch(request.company_id(), std::slice::from_ref(profile_id))
+                .fetch(
+                    request.company_id(),
+                    std::slice::from_ref(profile_id),
+                    &ProfileProjection::All,
+                )
                 .await?;
             found.remove(profile_id)
         }

@@ -9,6 +9,7 @@
 //! and because a put replaces, retrying the whole import is safe.
 
 use artifact_render::request::{CompanyId, ProfileId};
+use artifact_render::template::ProfileProjection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -102,7 +103,7 @@ pub(crate) async fn get(
     let id = parse_id("id", &id, ProfileId::parse)?;
     let mut found = state
         .profiles
-        .fetch(&company, std::slice::from_ref(&id))
+        .fetch(&company, std::slice::from_ref(&id), &ProfileProjection::All)
         .await?;
     match found.remove(&id) {
         Some(properties) => Ok(json(StatusCode::OK, &*properties)),

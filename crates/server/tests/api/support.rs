@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
 use artifact_pipeline::metrics::Metrics;
-use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts};
+use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
 use artifact_render::RenderLimits;
 use artifact_render::finish::tracking::{ClaimKind, Claims, SigningKey, TrackingConfig};
 use artifact_server::{ApiLimits, AppState, router};
@@ -124,7 +124,7 @@ impl TestApp {
         assert!(self.workers.is_none(), "workers already started");
         let store = &self.store;
         self.workers = Some(WorkerPool::start(
-            1,
+            WorkerSettings::new(1),
             WorkerPorts {
                 queue: store.clone(),
                 profiles: store.clone(),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use artifact_render::request::{CompanyId, ProfileId};
+use artifact_render::template::ProfileProjection;
 use async_trait::async_trait;
 use rusqlite::params;
 
@@ -17,12 +18,14 @@ impl ProfileStore for EmbeddedStore {
         &self,
         company: &CompanyId,
         ids: &[ProfileId],
+        projection: &ProfileProjection,
     ) -> PortResult<HashMap<ProfileId, Arc<serde_json::Value>>> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
         let company = company.clone();
         let ids = ids.to_vec();
+        let projection = projection.clone();
         self.run(move |inner| {
             let doing = "fetching profiles";
             // One query for the whole batch: the ids travel as one JSON
@@ -48,7 +51,10 @@ impl ProfileStore for EmbeddedStore {
                         continue;
                     };
                     let text: String = row.get(1).or_backend(doing)?;
-                    let properties: serde_json::Value = serde_json::from_str(&text)
+                    // Parsing is most of a fetch's cost; keys no template
+                    // reads are skipped, not built.
+                    let properties = projection
+                        .parse(&text)
                         .map_err(|e| Error::backend(format!("reading profile {name:?}"), e))?;
                     found.insert(id.clone(), Arc::new(properties));
                 }

@@ -66,6 +66,7 @@ contract_tests!(
     queue_unannounced_lists_finished_requests_until_announced,
     queue_reject_dead_letters_at_once,
     profiles_fetch_returns_only_existing_ids,
+    profiles_fetch_projects_top_level_keys,
     profiles_are_tenant_scoped,
     profiles_put_rejects_non_objects,
     templates_versions_increment,
