@@ -12,7 +12,8 @@ mod fixtures;
 
 use std::sync::Arc;
 
-use artifact_render::template::{Channel, TemplateParts};
+use artifact_render::context::audit::AccessRecorder;
+use artifact_render::template::{Channel, ProfileProjection, TemplateParts};
 use artifact_render::{CompiledTemplate, Outcome, PreparedRequest, RenderLimits};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use fixtures::{Fixture, template};
@@ -150,6 +151,93 @@ fn compare_tracking(
     g.finish();
 }
 
+/// Fetching a recipient's profile is mostly parsing its stored JSON. With
+/// 200-property profiles, of which the newsletter reads 6 top-level keys
+/// and the SMS 1: parsing the whole text against only the read keys, alone
+/// and followed by the render.
+fn profile_projection(c: &mut Criterion) {
+    let texts: Vec<String> = fixtures::profiles(64)
+        .iter()
+        .map(|profile| {
+            let mut wide = (**profile).clone();
+            let map = wide.as_object_mut().unwrap();
+            for n in map.len()..200 {
+                map.insert(
+                    format!("extra_attribute_{n}"),
+                    json!({"value": n, "source": "import"}),
+                );
+            }
+            serde_json::to_string(&wide).unwrap()
+        })
+        .collect();
+    let newsletter = Fixture::with_event(
+        "tracked",
+        Channel::Email,
+        template("spring_sale"),
+        fixtures::tracking_on(),
+        |event| event["recommendations"].as_array_mut().unwrap().truncate(4),
+    );
+    let sms = Fixture::new("sms", Channel::Sms, template("spring_sale_sms"));
+    let mut g = c.benchmark_group("profile_projection");
+    g.throughput(Throughput::Elements(1));
+    for (name, fixture) in [("newsletter", &newsletter), ("sms", &sms)] {
+        let projected = fixture.prepared.template().profile_projection().clone();
+        eprintln!("{name}: reads profile keys {:?}", projected.keys());
+        for (mode, projection) in [("whole", ProfileProjection::All), ("projected", projected)] {
+            let mut next = 0;
+            g.bench_function(format!("{name}_parse_{mode}"), |b| {
+                b.iter(|| {
+                    next = (next + 1) % texts.len();
+                    projection.parse(&texts[next]).unwrap()
+                })
+            });
+            g.bench_function(format!("{name}_parse_{mode}_and_render"), |b| {
+                b.iter(|| {
+                    next = (next + 1) % texts.len();
+                    let profile = Arc::new(projection.parse(&texts[next]).unwrap());
+                    fixture.prepared.render(&fixture.recipient, Some(&profile))
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+/// An audited render against the plain one: the audit is a mode, and the
+/// plain render does not pay for it.
+fn audit(c: &mut Criterion) {
+    let fixture = Fixture::with_event(
+        "tracked",
+        Channel::Email,
+        template("spring_sale"),
+        fixtures::tracking_on(),
+        |event| event["recommendations"].as_array_mut().unwrap().truncate(4),
+    );
+    let recorder = Arc::new(AccessRecorder::default());
+    let count = fixture.profiles.len();
+    let mut g = c.benchmark_group("audit");
+    g.throughput(Throughput::Elements(1));
+    let mut next = 0;
+    g.bench_function("plain", |b| {
+        b.iter(|| {
+            next = (next + 1) % count;
+            fixture.render_core(next)
+        })
+    });
+    g.bench_function("audited", |b| {
+        b.iter(|| {
+            next = (next + 1) % count;
+            let artifact = fixture.prepared.render_audited(
+                &fixture.recipient,
+                Some(&fixture.profiles[next]),
+                &recorder,
+            );
+            (artifact, recorder.take())
+        })
+    });
+    g.finish();
+}
+
 /// How long the sandbox takes to stop a 100k × 100k loop.
 fn runaway(c: &mut Criterion) {
     let parts = TemplateParts {
@@ -226,6 +314,8 @@ criterion_group!(
     tracking,
     sms,
     runaway,
-    request_parse
+    request_parse,
+    profile_projection,
+    audit
 );
 criterion_main!(benches);
