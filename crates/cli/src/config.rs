@@ -29,6 +29,7 @@
 //! sink = "store"             # or "outbox:DIR", "ndjson:FILE", "discard"
 //! batch_size = 100
 //! profile_projection = true  # fetch only the profile keys a template reads
+//! audit_sample = 0.01        # audit 1% of recipients (default: off)
 //! ```
 
 use std::path::Path;
@@ -62,6 +63,7 @@ pub struct ServiceSettings {
     pub sink: Option<String>,
     pub batch_size: Option<usize>,
     pub profile_projection: Option<bool>,
+    pub audit_sample: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

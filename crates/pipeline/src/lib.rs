@@ -7,6 +7,7 @@
 //! recipients to `artifact_render` and records what came out.
 
 pub mod adapters;
+pub mod audit;
 pub mod contract;
 pub mod metrics;
 pub mod ports;

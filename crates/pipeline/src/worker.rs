@@ -6,6 +6,7 @@
 //! A recipient whose render fails gets an error artifact; only a failure of
 //! the batch as a whole (a store down, a template missing) is retried.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::Error;
+use crate::audit::TrafficAudit;
 use crate::metrics::Metrics;
 use crate::ports::{
     ArtifactSink, Completion, Counts, Lane, Lease, ProfileStore, RequestQueue, ResponseEvent,
@@ -242,21 +244,24 @@ pub fn default_workers() -> usize {
 }
 
 /// How a pool's workers work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct WorkerSettings {
     /// Workers to start (at least one is).
     pub workers: usize,
     /// Fetch only the top-level profile keys the batch's template reads:
     /// a 200-property profile then costs what its read fields cost.
     pub profile_projection: bool,
+    /// Where a sample of recipients is audited, if anywhere.
+    pub audit: Option<Arc<TrafficAudit>>,
 }
 
 impl WorkerSettings {
-    /// `workers` workers, fetching projected profiles.
+    /// `workers` workers, fetching projected profiles, auditing nothing.
     pub fn new(workers: usize) -> Self {
         Self {
             workers,
             profile_projection: true,
+            audit: None,
         }
     }
 }
@@ -287,6 +292,7 @@ impl WorkerPool {
             let worker = Worker {
                 index,
                 profile_projection: settings.profile_projection,
+                audit: settings.audit.clone(),
                 ports: ports.clone(),
                 renderer: renderer.clone(),
                 metrics: metrics.clone(),
@@ -323,6 +329,7 @@ impl BatchFailure {
 struct Worker {
     index: usize,
     profile_projection: bool,
+    audit: Option<Arc<TrafficAudit>>,
     ports: WorkerPorts,
     renderer: Arc<Renderer>,
     metrics: Arc<Metrics>,
@@ -402,6 +409,43 @@ impl Worker {
         publish(&self.ports, event).await;
     }
 
+    /// `profiles` with the recipients the audit samples fetched again
+    /// whole, so the audit sees the fields nobody reads; one more fetch, and
+    /// only for batches with a sampled recipient.
+    async fn whole_profiles_for_audit(
+        &self,
+        lease: &Lease,
+        mut profiles: HashMap<ProfileId, Arc<serde_json::Value>>,
+        projection: &ProfileProjection,
+    ) -> Result<HashMap<ProfileId, Arc<serde_json::Value>>, BatchFailure> {
+        let Some(audit) = &self.audit else {
+            return Ok(profiles);
+        };
+        if *projection == ProfileProjection::All {
+            return Ok(profiles);
+        }
+        let sampled: Vec<ProfileId> = lease.request.render_recipients()[lease.recipients.clone()]
+            .iter()
+            .filter(|r| audit.picks(&lease.request, &r.recipient_id))
+            .map(|r| r.profile_id.clone())
+            .collect();
+        if sampled.is_empty() {
+            return Ok(profiles);
+        }
+        let whole = self
+            .ports
+            .profiles
+            .fetch(
+                lease.request.company_id(),
+                &sampled,
+                &ProfileProjection::All,
+            )
+            .await
+            .map_err(|e| BatchFailure::transient(format!("cannot fetch profiles: {e}")))?;
+        profiles.extend(whole);
+        Ok(profiles)
+    }
+
     /// Renders one batch and writes its artifacts.
     async fn render_batch(&self, lease: &Lease) -> Result<Counts, BatchFailure> {
         let prepared = self
@@ -425,14 +469,21 @@ impl Worker {
             .fetch(lease.request.company_id(), &ids, projection)
             .await
             .map_err(|e| BatchFailure::transient(format!("cannot fetch profiles: {e}")))?;
+        let profiles = self
+            .whole_profiles_for_audit(lease, profiles, projection)
+            .await?;
 
         let prepared = Arc::new(prepared);
         let range = lease.recipients.clone();
         let rendering = prepared.clone();
+        let audit = self.audit.clone();
         let artifacts: Vec<Artifact> = tokio::task::spawn_blocking(move || {
             rendering.request().render_recipients()[range]
                 .iter()
-                .map(|recipient| rendering.render(recipient, profiles.get(&recipient.profile_id)))
+                .map(|recipient| {
+                    let profile = profiles.get(&recipient.profile_id);
+                    crate::audit::render(audit.as_ref(), &rendering, recipient, profile)
+                })
                 .collect()
         })
         .await

@@ -83,6 +83,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/companies/{company}/engagement-events",
             get(routes::events::engagement),
         )
+        .route(
+            "/v1/companies/{company}/audit",
+            get(routes::audit::get).delete(routes::audit::reset),
+        )
         .route("/c/{token}", get(routes::tracking::click))
         .route("/o/{token}", get(routes::tracking::open))
         .route(

@@ -7,7 +7,9 @@
 use utoipa::OpenApi;
 
 use crate::error::Problem;
-use crate::routes::{artifacts, events, ops, previews, profiles, requests, templates, tracking};
+use crate::routes::{
+    artifacts, audit, events, ops, previews, profiles, requests, templates, tracking,
+};
 
 /// The API's OpenAPI document: `ApiDoc::openapi()`.
 #[derive(Debug, OpenApi)]
@@ -36,6 +38,8 @@ use crate::routes::{artifacts, events, ops, previews, profiles, requests, templa
         tracking::unsubscribe_page,
         tracking::unsubscribe,
         ops::dead_letters,
+        audit::get,
+        audit::reset,
         ops::metrics,
         ops::healthz,
         ops::readyz,
@@ -61,7 +65,7 @@ use crate::routes::{artifacts, events, ops, previews, profiles, requests, templa
         (name = "artifacts", description = "Stored artifacts"),
         (name = "events", description = "Response and engagement events to poll"),
         (name = "tracking", description = "Click, open and unsubscribe endpoints of the tracking domain"),
-        (name = "operations", description = "Dead letters, metrics, health and this document"),
+        (name = "operations", description = "Dead letters, the traffic audit, metrics, health and this document"),
     )
 )]
 pub struct ApiDoc;

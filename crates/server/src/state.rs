@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use artifact_pipeline::audit::TrafficAudit;
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::worker::Renderer;
 use artifact_pipeline::{
@@ -32,6 +33,8 @@ pub struct AppState {
     pub renderer: Arc<Renderer>,
     /// Shared with the workers; served at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The audit the workers add sampled renders to, when it is on.
+    pub audit: Option<Arc<TrafficAudit>>,
     /// What the API accepts at its edge.
     pub limits: ApiLimits,
 }

@@ -285,10 +285,11 @@ async fn loadgen(args: &Args) -> Result<()> {
             None => Some(load_test_tracking()?),
         };
         let workers = artifact_pipeline::worker::WorkerSettings {
-            workers: args
-                .workers
-                .unwrap_or_else(artifact_pipeline::worker::default_workers),
             profile_projection: args.profile_projection,
+            ..artifact_pipeline::worker::WorkerSettings::new(
+                args.workers
+                    .unwrap_or_else(artifact_pipeline::worker::default_workers),
+            )
         };
         let (target, finished) = InProcess::start(&data_dir, workers, args.batch_size, tracking)
             .map_err(anyhow::Error::msg)?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
+use artifact_pipeline::audit::TrafficAudit;
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::sinks::{DiscardSink, NdjsonSink, OutboxSink};
 use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
@@ -46,6 +47,11 @@ pub struct Args {
     /// (`true` or `false`) [default: true].
     #[arg(long, env = "ARTIFACT_PROFILE_PROJECTION")]
     profile_projection: Option<bool>,
+    /// Audit this fraction of recipients (0 < FRACTION <= 1): their renders
+    /// note every read, served at GET /v1/companies/{company}/audit
+    /// [default: off].
+    #[arg(long, env = "ARTIFACT_AUDIT_SAMPLE")]
+    audit_sample: Option<f64>,
     /// Seed a demo company (newsletter and SMS templates, 10,000 profiles)
     /// and print a request to paste.
     #[arg(long)]
@@ -117,6 +123,13 @@ impl Settings {
                     .profile_projection
                     .or(file.profile_projection)
                     .unwrap_or(true),
+                audit: args
+                    .audit_sample
+                    .or(file.audit_sample)
+                    .map(TrafficAudit::new)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?
+                    .map(Arc::new),
             },
             sink: SinkSpec::parse(
                 args.sink
@@ -184,7 +197,7 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
     }
 
     let pool = WorkerPool::start(
-        settings.workers,
+        settings.workers.clone(),
         WorkerPorts {
             queue: store.clone(),
             profiles: store.clone(),
@@ -203,6 +216,7 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
         engagement: store.clone(),
         renderer,
         metrics,
+        audit: settings.workers.audit.clone(),
         limits: ApiLimits::default(),
     };
     info!(
@@ -305,11 +319,13 @@ mod tests {
             sink: None,
             batch_size: None,
             profile_projection: None,
+            audit_sample: None,
             demo: false,
         };
         let settings = Settings::merge(&args, &file).unwrap();
         assert_eq!(settings.listen.port(), 9100);
-        assert_eq!(settings.workers, WorkerSettings::new(3));
+        assert_eq!(settings.workers.workers, 3);
+        assert!(settings.workers.profile_projection && settings.workers.audit.is_none());
         assert_eq!(settings.sink, SinkSpec::Discard);
         assert_eq!(settings.batch_size, 100);
         assert_eq!(settings.data_dir, PathBuf::from("artifact-data"));
@@ -329,9 +345,22 @@ mod tests {
 
         let zero = Args {
             workers: Some(0),
-            ..args
+            ..args.clone()
         };
         let error = Settings::merge(&zero, &file).unwrap_err().to_string();
         assert!(error.contains("workers"), "{error}");
+
+        let audited = Args {
+            audit_sample: Some(0.01),
+            ..args.clone()
+        };
+        let settings = Settings::merge(&audited, &file).unwrap();
+        assert!(settings.workers.audit.is_some());
+        let too_much = Args {
+            audit_sample: Some(2.0),
+            ..args
+        };
+        let error = Settings::merge(&too_much, &file).unwrap_err().to_string();
+        assert!(error.contains("audit sample 2"), "{error}");
     }
 }

@@ -178,8 +178,8 @@ async fn workers_fetch_the_profile_keys_the_template_reads_unless_told_not_to() 
     for projecting in [true, false] {
         let recording = Arc::new(Recording::default());
         let settings = WorkerSettings {
-            workers: 1,
             profile_projection: projecting,
+            ..WorkerSettings::new(1)
         };
         let harness = start_with_settings(Some(recording.clone()), settings);
         let _ = recording.store.set(harness.store.clone());
@@ -196,6 +196,64 @@ async fn workers_fetch_the_profile_keys_the_template_reads_unless_told_not_to() 
         assert_eq!(*recording.asked.lock().unwrap(), [expected]);
         harness.pool.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampled_recipients_are_audited_with_their_whole_profiles() {
+    let audit = Arc::new(crate::audit::TrafficAudit::new(0.5).unwrap());
+    let recording = Arc::new(Recording::default());
+    let settings = WorkerSettings {
+        audit: Some(audit.clone()),
+        ..WorkerSettings::new(1)
+    };
+    let harness = start_with_settings(Some(recording.clone()), settings);
+    let _ = recording.store.set(harness.store.clone());
+    let profiles = (0..40)
+        .map(|i| {
+            (
+                ProfileId::parse(&format!("p{i}")).unwrap(),
+                json!({"first_name": format!("Name{i}"), "unused": i}),
+            )
+        })
+        .collect();
+    ProfileStore::put(&*harness.store, &company("acme"), profiles)
+        .await
+        .unwrap();
+    let request = sample_request("acme", "req-audited", Priority::Normal, 40);
+    harness.store.submit(request).await.unwrap();
+    let status = wait_finished(&harness.store, "acme", "req-audited").await;
+    assert_eq!(status.counts.rendered, 40);
+
+    let traffic = audit.report(&company("acme")).expect("some were sampled");
+    assert!(
+        (5..=35).contains(&traffic.audited_renders),
+        "about half of 40: {}",
+        traffic.audited_renders
+    );
+    let template = &traffic.report.templates[0];
+    let first_name = template
+        .reads
+        .iter()
+        .find(|row| row.path == "profile.first_name")
+        .unwrap();
+    assert_eq!(first_name.renders, traffic.audited_renders);
+    // Fetched whole for the audit, so the unread field shows.
+    let unread: Vec<&str> = traffic
+        .report
+        .unread_profile_fields
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(unread, ["profile.unused"]);
+    assert!(
+        recording
+            .asked
+            .lock()
+            .unwrap()
+            .contains(&ProfileProjection::All)
+    );
+    assert!(audit.report(&company("other")).is_none());
+    harness.pool.shutdown().await;
 }
 
 /// A profile store that is down.

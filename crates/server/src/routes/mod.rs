@@ -2,6 +2,7 @@
 //! JSON responses, URL building and the template size check.
 
 pub(crate) mod artifacts;
+pub(crate) mod audit;
 pub(crate) mod events;
 pub(crate) mod ops;
 pub(crate) mod previews;

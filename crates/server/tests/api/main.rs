@@ -5,6 +5,7 @@
 mod support;
 
 mod artifacts;
+mod audit;
 mod ops;
 mod previews;
 mod profiles;

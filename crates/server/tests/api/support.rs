@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
+use artifact_pipeline::audit::TrafficAudit;
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
 use artifact_render::RenderLimits;
@@ -24,6 +25,7 @@ pub struct TestApp {
     pub store: Arc<EmbeddedStore>,
     renderer: Arc<Renderer>,
     metrics: Arc<Metrics>,
+    audit: Option<Arc<TrafficAudit>>,
     workers: Option<WorkerPool>,
     _dir: TempDir,
 }
@@ -40,6 +42,8 @@ pub struct Options {
     pub no_workers: bool,
     /// The store's options; batches of 2 and the defaults otherwise.
     pub store: Option<EmbeddedOptions>,
+    /// Audit this fraction of recipients.
+    pub audit_sample: Option<f64>,
 }
 
 /// The tracking configuration of the tracking tests.
@@ -94,6 +98,9 @@ impl TestApp {
         let metrics = Arc::new(Metrics::default());
         let artifacts: Option<Arc<dyn artifact_pipeline::ArtifactStore>> =
             (!options.no_artifact_store).then(|| store.clone() as _);
+        let audit = options
+            .audit_sample
+            .map(|sample| Arc::new(TrafficAudit::new(sample).expect("a valid sample")));
         let state = AppState {
             queue: store.clone(),
             profiles: store.clone(),
@@ -103,6 +110,7 @@ impl TestApp {
             engagement: store.clone(),
             renderer: renderer.clone(),
             metrics: metrics.clone(),
+            audit: audit.clone(),
             limits: options.limits.unwrap_or_default(),
         };
         let mut app = Self {
@@ -110,6 +118,7 @@ impl TestApp {
             store,
             renderer,
             metrics,
+            audit,
             workers: None,
             _dir: dir,
         };
@@ -124,7 +133,10 @@ impl TestApp {
         assert!(self.workers.is_none(), "workers already started");
         let store = &self.store;
         self.workers = Some(WorkerPool::start(
-            WorkerSettings::new(1),
+            WorkerSettings {
+                audit: self.audit.clone(),
+                ..WorkerSettings::new(1)
+            },
             WorkerPorts {
                 queue: store.clone(),
                 profiles: store.clone(),
