@@ -93,6 +93,8 @@ async fn the_openapi_document_lists_every_route() {
         ("/readyz", "get"),
         ("/openapi.json", "get"),
         ("/v1/dead-letters", "get"),
+        ("/v1/companies/{company}/audit", "get"),
+        ("/v1/companies/{company}/audit", "delete"),
     ];
     for (path, method) in expected {
         assert!(
@@ -100,7 +102,7 @@ async fn the_openapi_document_lists_every_route() {
             "{method} {path} missing from the document"
         );
     }
-    assert_eq!(paths.len(), 18, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 19, "{:?}", paths.keys().collect::<Vec<_>>());
     assert!(document["components"]["schemas"]["Problem"].is_object());
     // Generated clients name methods after operation ids: each is unique.
     let mut ids: Vec<&str> = paths
