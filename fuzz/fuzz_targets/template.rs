@@ -1,9 +1,12 @@
 //! Template compile and render: any source either fails to compile with an
-//! error, or renders every recipient into an artifact, within the limits.
+//! error, or renders every recipient into an artifact, within the limits;
+//! the audited render and a render from the profile projected to the keys
+//! the template reads give that same artifact.
 #![no_main]
 
 use std::sync::Arc;
 
+use artifact_render::context::audit::AccessRecorder;
 use artifact_render::template::{Channel, TemplateParts};
 use artifact_render::{CompiledTemplate, PreparedRequest, RenderLimits, RenderRequest};
 use libfuzzer_sys::fuzz_target;
@@ -32,6 +35,14 @@ fuzz_target!(|source: &str| {
     let profile =
         Arc::new(serde_json::json!({"name": "Ada", "n": 4.5, "tags": ["a"], "nested": {"k": "v"}}));
     let recipient = &prepared.request().render_recipients()[0];
-    let artifact = prepared.render(recipient, Some(&profile));
-    serde_json::to_string(&artifact).unwrap();
+    let artifact = serde_json::to_string(&prepared.render(recipient, Some(&profile))).unwrap();
+
+    let recorder = Arc::new(AccessRecorder::default());
+    let audited = prepared.render_audited(recipient, Some(&profile), &recorder);
+    assert_eq!(serde_json::to_string(&audited).unwrap(), artifact);
+
+    let projection = prepared.template().profile_projection();
+    let projected = Arc::new(projection.parse(&profile.to_string()).unwrap());
+    let from_projected = prepared.render(recipient, Some(&projected));
+    assert_eq!(serde_json::to_string(&from_projected).unwrap(), artifact);
 });
