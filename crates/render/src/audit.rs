@@ -434,10 +434,9 @@ impl AuditReport {
         for template in &self.templates {
             let _ = writeln!(
                 out,
-                "template {}: {} render{}",
+                "template {}: {}",
                 template.name,
-                template.renders,
-                if template.renders == 1 { "" } else { "s" }
+                plural(template.renders, "render")
             );
             let width = template
                 .reads
@@ -476,20 +475,26 @@ impl AuditReport {
         }
         let _ = writeln!(
             out,
-            "profile fields present in the data and never read ({} profile{} audited):",
-            self.profiles,
-            if self.profiles == 1 { "" } else { "s" }
+            "profile fields present in the data and never read ({} audited):",
+            plural(self.profiles, "profile")
         );
         for field in &self.unread_profile_fields {
             let _ = writeln!(
                 out,
-                "  {}  (in {} profile{})",
+                "  {}  (in {})",
                 field.path,
-                field.profiles,
-                if field.profiles == 1 { "" } else { "s" }
+                plural(field.profiles, "profile")
             );
         }
         out
+    }
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

@@ -12,7 +12,7 @@ use minijinja::value::{Enumerator, Object, ObjectExt, ObjectRepr, Value};
 use serde::Serialize;
 
 use super::json::{lookup, scalar};
-use super::{FinishingVars, RequestVars, VARIABLES};
+use super::{FinishingVars, RecipientContext, RequestVars, VARIABLES};
 use crate::request::RenderRecipient;
 use crate::template::PartName;
 use crate::template::analysis::push_key;
@@ -162,24 +162,23 @@ pub fn audited_recipient_context(
         "profile_id": recipient.profile_id.as_str(),
     });
     Value::from_object(AuditedContext {
-        profile: root("profile", properties.clone()),
-        event: root("event", recipient.context.clone()),
-        recipient: root("recipient", Arc::new(recipient_vars)),
-        message: root("message", vars.message_json.clone()),
-        now: vars.now.clone(),
-        finishing,
+        plain: RecipientContext {
+            profile: root("profile", properties.clone()),
+            event: root("event", recipient.context.clone()),
+            recipient: root("recipient", Arc::new(recipient_vars)),
+            message: root("message", vars.message_json.clone()),
+            now: vars.now.clone(),
+            finishing,
+        },
         recorder: recorder.clone(),
     })
 }
 
+/// The plain root over audited documents, noting reads of the variables
+/// that are not documents.
 #[derive(Debug)]
 struct AuditedContext {
-    profile: Value,
-    event: Value,
-    recipient: Value,
-    message: Value,
-    now: Value,
-    finishing: FinishingVars,
+    plain: RecipientContext,
     recorder: Arc<AccessRecorder>,
 }
 
@@ -189,24 +188,12 @@ impl Object for AuditedContext {
     }
 
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        let value = match key {
-            "profile" => &self.profile,
-            "event" => &self.event,
-            "recipient" => &self.recipient,
-            "message" => &self.message,
-            "now" | "unsubscribe_url" => {
-                let value = match key {
-                    "now" => Some(&self.now),
-                    _ => self.finishing.unsubscribe_url.as_ref(),
-                };
-                let json = value.and_then(|v| v.as_str()).map(serde_json::Value::from);
-                self.recorder.record(key, json.as_ref(), Use::Value);
-                value?
-            }
-            crate::template::links::TRACKING_VAR => self.finishing.tracking.as_ref()?,
-            _ => return None,
-        };
-        Some(value.clone())
+        let value = self.plain.get(key);
+        if matches!(key, "now" | "unsubscribe_url") {
+            let json = value.and_then(|v| v.as_str()).map(serde_json::Value::from);
+            self.recorder.record(key, json.as_ref(), Use::Value);
+        }
+        value.cloned()
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {

@@ -94,25 +94,28 @@ pub struct FinishingVars {
     pub tracking: Option<Value>,
 }
 
+impl RecipientContext {
+    fn get(&self, key: &str) -> Option<&Value> {
+        match key {
+            "profile" => Some(&self.profile),
+            "event" => Some(&self.event),
+            "recipient" => Some(&self.recipient),
+            "message" => Some(&self.message),
+            "now" => Some(&self.now),
+            "unsubscribe_url" => self.finishing.unsubscribe_url.as_ref(),
+            crate::template::links::TRACKING_VAR => self.finishing.tracking.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 impl Object for RecipientContext {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         self.get_value_by_str(key.as_str()?)
     }
 
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        Some(
-            match key {
-                "profile" => &self.profile,
-                "event" => &self.event,
-                "recipient" => &self.recipient,
-                "message" => &self.message,
-                "now" => &self.now,
-                "unsubscribe_url" => self.finishing.unsubscribe_url.as_ref()?,
-                crate::template::links::TRACKING_VAR => self.finishing.tracking.as_ref()?,
-                _ => return None,
-            }
-            .clone(),
-        )
+        self.get(key).cloned()
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
