@@ -22,8 +22,8 @@ use serde_json::json;
 
 use crate::{
     ArtifactKey, ArtifactStore, Completion, Counts, EngagementEvent, EngagementKind, EngagementLog,
-    Error, Lane, LaneDepths, Lease, ProfileStore, RequestQueue, RequestState, ResponseEvent,
-    ResponseLog, Retry, Submitted, TemplateStore,
+    Error, Lane, LaneDepths, Lease, MirrorJob, MirrorQueue, ProfileStore, RequestQueue,
+    RequestState, ResponseEvent, ResponseLog, Retry, Submitted, TemplateStore, Unmirrored,
 };
 
 /// How a queue under contract test must be configured.
@@ -838,7 +838,7 @@ pub async fn artifacts_overwrite_on_redelivery(artifacts: &dyn ArtifactStore) {
     let (acme, id) = (company("acme"), request_id("req-1"));
     artifacts
         .write(
-            Lane::Primary,
+            Lane::Production,
             prepared.clone(),
             sample_artifacts(&prepared, "Ada").into(),
         )
@@ -846,7 +846,7 @@ pub async fn artifacts_overwrite_on_redelivery(artifacts: &dyn ArtifactStore) {
         .expect("write");
     artifacts
         .write(
-            Lane::Primary,
+            Lane::Production,
             prepared.clone(),
             sample_artifacts(&prepared, "Grace").into(),
         )
@@ -862,7 +862,7 @@ pub async fn artifacts_overwrite_on_redelivery(artifacts: &dyn ArtifactStore) {
         .expect("write");
 
     let primary = artifacts
-        .list(&acme, &id, Lane::Primary, None, 100)
+        .list(&acme, &id, Lane::Production, None, 100)
         .await
         .expect("list");
     assert_eq!(
@@ -876,7 +876,7 @@ pub async fn artifacts_overwrite_on_redelivery(artifacts: &dyn ArtifactStore) {
         .expect("list");
     assert_eq!(canary, sample_artifacts(&prepared, "Ada"));
     let one = artifacts
-        .get(&artifact_key("acme", "req-1", "r1", Lane::Primary))
+        .get(&artifact_key("acme", "req-1", "r1", Lane::Production))
         .await
         .expect("get");
     assert_eq!(one.as_ref().map(sms_body), Some("Hi Grace"));
@@ -888,7 +888,7 @@ pub async fn artifacts_list_pages_by_recipient(artifacts: &dyn ArtifactStore) {
     let prepared = sample_prepared(&request);
     artifacts
         .write(
-            Lane::Primary,
+            Lane::Production,
             prepared.clone(),
             sample_artifacts(&prepared, "Ada").into(),
         )
@@ -899,7 +899,7 @@ pub async fn artifacts_list_pages_by_recipient(artifacts: &dyn ArtifactStore) {
     let mut after: Option<RecipientId> = None;
     loop {
         let page = artifacts
-            .list(&acme, &id, Lane::Primary, after.as_ref(), 2)
+            .list(&acme, &id, Lane::Production, after.as_ref(), 2)
             .await
             .expect("list");
         let Some(last) = page.last() else { break };
@@ -913,13 +913,50 @@ pub async fn artifacts_list_pages_by_recipient(artifacts: &dyn ArtifactStore) {
     assert_eq!(pages, [vec!["r0", "r1"], vec!["r2", "r3"], vec!["r4"]]);
 }
 
+/// `list_lane` pages through one lane of every company, in key order, and
+/// leaves the other lanes out.
+pub async fn artifacts_list_lane_pages_across_companies(artifacts: &dyn ArtifactStore) {
+    for (company, lane) in [
+        ("globex", Lane::Canary),
+        ("acme", Lane::Canary),
+        ("acme", Lane::Production),
+    ] {
+        let request = sample_request(company, "req-1", Priority::Normal, 2);
+        let prepared = sample_prepared(&request);
+        artifacts
+            .write(
+                lane,
+                prepared.clone(),
+                sample_artifacts(&prepared, "Ada").into(),
+            )
+            .await
+            .expect("write");
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<ArtifactKey> = None;
+    loop {
+        let page = artifacts
+            .list_lane(Lane::Canary, after.as_ref(), 3)
+            .await
+            .expect("list_lane");
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (key, artifact) in &page {
+            assert_eq!(key.lane, Lane::Canary);
+            assert_eq!(key.recipient_id, artifact.recipient_id);
+            seen.push(format!("{}/{}", key.company_id, key.recipient_id));
+        }
+    }
+    assert_eq!(seen, ["acme/r0", "acme/r1", "globex/r0", "globex/r1"]);
+}
+
 /// A company never sees another's artifacts.
 pub async fn artifacts_are_tenant_scoped(artifacts: &dyn ArtifactStore) {
     let request = sample_request("acme", "req-1", Priority::Normal, 1);
     let prepared = sample_prepared(&request);
     artifacts
         .write(
-            Lane::Primary,
+            Lane::Production,
             prepared.clone(),
             sample_artifacts(&prepared, "Ada").into(),
         )
@@ -927,14 +964,14 @@ pub async fn artifacts_are_tenant_scoped(artifacts: &dyn ArtifactStore) {
         .expect("write");
     assert!(
         artifacts
-            .get(&artifact_key("acme", "req-1", "r0", Lane::Primary))
+            .get(&artifact_key("acme", "req-1", "r0", Lane::Production))
             .await
             .expect("get")
             .is_some()
     );
     assert_eq!(
         artifacts
-            .get(&artifact_key("globex", "req-1", "r0", Lane::Primary))
+            .get(&artifact_key("globex", "req-1", "r0", Lane::Production))
             .await
             .expect("get"),
         None
@@ -950,7 +987,7 @@ pub async fn artifacts_are_tenant_scoped(artifacts: &dyn ArtifactStore) {
         .list(
             &company("globex"),
             &request_id("req-1"),
-            Lane::Primary,
+            Lane::Production,
             None,
             10,
         )
@@ -1159,4 +1196,85 @@ pub async fn queue_reject_dead_letters_at_once(queue: &dyn RequestQueue) {
         Retry::Stale
     );
     assert!(lease_now(queue).await.is_none(), "nothing is retried");
+}
+
+// ---- MirrorQueue ----------------------------------------------------------
+
+fn mirror_job(company: &str, request: &str, recipients: &[usize]) -> MirrorJob {
+    MirrorJob {
+        company_id: self::company(company),
+        request_id: request_id(request),
+        recipients: recipients.to_vec(),
+    }
+}
+
+/// Each lane has its own jobs, up to its capacity; a held job is not given
+/// to another worker until its lease runs out; a rendered job is forgotten
+/// and an abandoned one kept with its reason.
+pub async fn mirror_queue_holds_jobs_per_lane<Q: MirrorQueue + RequestQueue>(queue: &Q) {
+    queue
+        .submit(sample_request("acme", "req-1", Priority::Normal, 4))
+        .await
+        .expect("submit");
+    let (first, second) = (
+        mirror_job("acme", "req-1", &[0, 2]),
+        mirror_job("acme", "req-1", &[3]),
+    );
+    for lane in [Lane::Canary, Lane::Control] {
+        assert!(queue.mirror(lane, &first, 2).await.expect("mirror"));
+        assert!(queue.mirror(lane, &second, 2).await.expect("mirror"));
+    }
+    assert!(
+        !queue.mirror(Lane::Canary, &first, 2).await.expect("mirror"),
+        "a full lane takes nothing"
+    );
+    assert!(queue.mirror(Lane::Production, &first, 2).await.is_err());
+
+    let held = queue
+        .take_mirrored(Lane::Canary, Duration::from_secs(60))
+        .await
+        .expect("take")
+        .expect("a job");
+    assert_eq!(
+        (held.recipients.as_slice(), held.attempts),
+        (&[0, 2][..], 1)
+    );
+    assert_eq!(held.request.request_id().as_str(), "req-1");
+    let next = queue
+        .take_mirrored(Lane::Canary, Duration::ZERO)
+        .await
+        .expect("take")
+        .expect("the other job");
+    assert_eq!(next.recipients, [3]);
+    // Its lease ran out at once: taken again, one more attempt.
+    let again = queue
+        .take_mirrored(Lane::Canary, Duration::from_secs(60))
+        .await
+        .expect("take")
+        .expect("the expired job");
+    assert_eq!((again.id, again.attempts), (next.id, 2));
+    assert!(
+        queue
+            .take_mirrored(Lane::Canary, Duration::from_secs(60))
+            .await
+            .expect("take")
+            .is_none()
+    );
+
+    queue.mirrored(held.id).await.expect("done");
+    queue
+        .abandon_mirrored(again.id, "the candidate crashed 3 times")
+        .await
+        .expect("abandon");
+    assert_eq!(
+        queue.unmirrored(Lane::Canary).await.expect("unmirrored"),
+        [Unmirrored {
+            job: second.clone(),
+            abandoned: Some("the candidate crashed 3 times".into()),
+        }]
+    );
+    // The control lane's copies are untouched.
+    let control = queue.unmirrored(Lane::Control).await.expect("unmirrored");
+    assert_eq!(control.len(), 2);
+    assert!(control.iter().all(|job| job.abandoned.is_none()));
 }

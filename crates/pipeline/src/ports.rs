@@ -283,21 +283,33 @@ pub trait TemplateStore: Send + Sync + 'static {
     async fn versions(&self, company: &CompanyId, id: &TemplateId) -> PortResult<Vec<u32>>;
 }
 
-/// Which render produced an artifact: production, or the canary candidate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Which render produced an artifact: production, the canary candidate, or
+/// a second production copy (`control`) that tells noise from regressions.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Lane {
     #[default]
-    Primary,
+    Production,
     Canary,
+    Control,
 }
 
 impl Lane {
+    pub const ALL: [Lane; 3] = [Lane::Production, Lane::Canary, Lane::Control];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Lane::Primary => "primary",
+            Lane::Production => "production",
             Lane::Canary => "canary",
+            Lane::Control => "control",
         }
+    }
+
+    /// `production`, `canary` or `control`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|lane| lane.as_str() == name)
     }
 }
 
@@ -343,6 +355,65 @@ pub trait ArtifactStore: ArtifactSink {
         after: Option<&RecipientId>,
         limit: usize,
     ) -> PortResult<Vec<Artifact>>;
+
+    /// Every company's artifacts in `lane`, in key order, starting after
+    /// `after`, at most `limit`: for operators (`canary verify`).
+    async fn list_lane(
+        &self,
+        lane: Lane,
+        after: Option<&ArtifactKey>,
+        limit: usize,
+    ) -> PortResult<Vec<(ArtifactKey, Artifact)>>;
+}
+
+/// Recipients a production batch sampled for the canary: a request, and
+/// the indexes of the sampled recipients in its `render_recipients`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorJob {
+    pub company_id: CompanyId,
+    pub request_id: RequestId,
+    pub recipients: Vec<usize>,
+}
+
+/// A mirrored job held by one canary (or control) worker.
+#[derive(Debug, Clone)]
+pub struct MirrorLease {
+    pub id: u64,
+    pub request: Arc<RenderRequest>,
+    pub recipients: Vec<usize>,
+    /// How many times the job has been taken, this time included.
+    pub attempts: u32,
+}
+
+/// A mirrored job a lane has not rendered: still waiting, or given up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unmirrored {
+    pub job: MirrorJob,
+    /// Why the lane gave up on it; `None` while it waits.
+    pub abandoned: Option<String>,
+}
+
+/// The queue between production and the lanes that render a sample again.
+/// The lanes' workers may run in other processes, or be another build.
+#[async_trait]
+pub trait MirrorQueue: Send + Sync + 'static {
+    /// Queues `job` for `lane`, unless `capacity` jobs already wait for
+    /// it: then nothing is queued and the answer is `false`.
+    async fn mirror(&self, lane: Lane, job: &MirrorJob, capacity: usize) -> PortResult<bool>;
+
+    /// The oldest job of `lane` that no worker holds, held for `lease`; a
+    /// job whose worker died is taken again once its lease runs out.
+    async fn take_mirrored(&self, lane: Lane, lease: Duration) -> PortResult<Option<MirrorLease>>;
+
+    /// The job was rendered: it is forgotten.
+    async fn mirrored(&self, id: u64) -> PortResult<()>;
+
+    /// The lane gave up on the job: it is kept, with `reason`, so
+    /// verification can name the recipients the lane lacks.
+    async fn abandon_mirrored(&self, id: u64, reason: &str) -> PortResult<()>;
+
+    /// The jobs `lane` has not rendered.
+    async fn unmirrored(&self, lane: Lane) -> PortResult<Vec<Unmirrored>>;
 }
 
 /// What a finished request tells its client.

@@ -492,7 +492,7 @@ impl Worker {
         let counts = Counts::of(&artifacts);
         self.ports
             .sink
-            .write(Lane::Primary, prepared, artifacts.into())
+            .write(Lane::Production, prepared, artifacts.into())
             .await
             .map_err(|e| BatchFailure::transient(format!("cannot write artifacts: {e}")))?;
         Ok(counts)

@@ -48,15 +48,15 @@ async fn outbox_writes_json_and_eml_and_a_redelivery_replaces_them() {
     let sink = OutboxSink::open(dir.path()).unwrap();
     let prepared = prepared();
     let artifacts = artifacts(&prepared);
-    sink.write(Lane::Primary, prepared.clone(), artifacts.clone())
+    sink.write(Lane::Production, prepared.clone(), artifacts.clone())
         .await
         .unwrap();
-    sink.write(Lane::Primary, prepared.clone(), artifacts.clone())
+    sink.write(Lane::Production, prepared.clone(), artifacts.clone())
         .await
         .unwrap();
 
-    let request_dir = sink.request_dir(Lane::Primary, "acme", "req/1");
-    assert!(request_dir.ends_with("primary/acme/req%2F1"));
+    let request_dir = sink.request_dir(Lane::Production, "acme", "req/1");
+    assert!(request_dir.ends_with("production/acme/req%2F1"));
     let mut names: Vec<String> = std::fs::read_dir(&request_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -102,7 +102,7 @@ async fn ndjson_appends_one_keyed_line_per_artifact() {
 async fn discard_counts_what_it_drops() {
     let sink = DiscardSink::default();
     let prepared = prepared();
-    sink.write(Lane::Primary, prepared.clone(), artifacts(&prepared))
+    sink.write(Lane::Production, prepared.clone(), artifacts(&prepared))
         .await
         .unwrap();
     assert_eq!(sink.written(), 2);

@@ -120,7 +120,7 @@ async fn a_request_renders_in_batches_and_announces_itself_once() {
         &*harness.store,
         &company("acme"),
         &status.request_id,
-        Lane::Primary,
+        Lane::Production,
         None,
         100,
     )

@@ -37,12 +37,13 @@ fn store(state: &AppState) -> Result<&Arc<dyn ArtifactStore>, ApiError> {
 
 fn lane(params: &Params) -> Result<Lane, ApiError> {
     match params.get("lane") {
-        None | Some("primary") => Ok(Lane::Primary),
-        Some("canary") => Ok(Lane::Canary),
-        Some(other) => Err(ApiError::bad_parameter(
-            "lane",
-            format!("lane {other:?} is unknown; give primary or canary"),
-        )),
+        None => Ok(Lane::Production),
+        Some(name) => Lane::parse(name).ok_or_else(|| {
+            ApiError::bad_parameter(
+                "lane",
+                format!("lane {name:?} is unknown; give production, canary or control"),
+            )
+        }),
     }
 }
 
@@ -70,7 +71,7 @@ fn channel(params: &Params) -> Result<Option<Channel>, ApiError> {
         ("after" = Option<String>, Query, description = "Start after this recipient id"),
         ("limit" = Option<usize>, Query, description = "Page size, 1 to 100 (default 100): \
                                                        an artifact can be megabytes"),
-        ("lane" = Option<String>, Query, description = "`primary` (default) or `canary`"),
+        ("lane" = Option<String>, Query, description = "`production` (default), `canary` or `control`"),
     ),
     responses(
         (status = 200, description = "One page of artifacts", body = ArtifactPage),
@@ -131,7 +132,7 @@ pub(crate) async fn list(
         ("request_id" = String, Path, description = "The request"),
         ("recipient_id" = String, Path, description = "The recipient"),
         ("channel" = Option<String>, Query, description = "`email` or `sms`; both are tried when absent"),
-        ("lane" = Option<String>, Query, description = "`primary` (default) or `canary`"),
+        ("lane" = Option<String>, Query, description = "`production` (default), `canary` or `control`"),
     ),
     responses(
         (status = 200, description = "The artifact", body = Object),

@@ -150,4 +150,58 @@ impl ArtifactStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn list_lane(
+        &self,
+        lane: Lane,
+        after: Option<&ArtifactKey>,
+        limit: usize,
+    ) -> PortResult<Vec<(ArtifactKey, Artifact)>> {
+        let after = after.cloned();
+        self.run(move |inner| {
+            let doing = "listing a lane's artifacts";
+            inner.db.read(|conn| {
+                // The primary key's order, which starts with the company
+                // and the request; `lane` is fixed, so the row value
+                // comparison pages through it.
+                let mut select = conn
+                    .prepare_cached(
+                        "SELECT artifact FROM artifacts
+                         WHERE lane = ?1
+                           AND (?2 IS NULL
+                                OR (company_id, request_id, recipient_id, channel)
+                                   > (?2, ?3, ?4, ?5))
+                         ORDER BY company_id, request_id, recipient_id, channel LIMIT ?6",
+                    )
+                    .or_backend(doing)?;
+                let rows = select
+                    .query_map(
+                        params![
+                            lane.as_str(),
+                            after.as_ref().map(|k| k.company_id.as_str()),
+                            after.as_ref().map(|k| k.request_id.as_str()),
+                            after.as_ref().map(|k| k.recipient_id.as_str()),
+                            after.as_ref().map(|k| k.channel.as_str()),
+                            to_sql_int(limit)
+                        ],
+                        |row| row.get::<_, String>(0),
+                    )
+                    .or_backend(doing)?;
+                rows.map(|json| {
+                    let artifact: Artifact =
+                        serde_json::from_str(&json.or_backend(doing)?).or_backend(doing)?;
+                    let key = ArtifactKey {
+                        company_id: artifact.company_id.clone(),
+                        request_id: artifact.request_id.clone(),
+                        recipient_id: artifact.recipient_id.clone(),
+                        channel: artifact.channel,
+                        lane,
+                    };
+                    Ok((key, artifact))
+                })
+                .collect()
+            })
+        })
+        .await
+    }
 }

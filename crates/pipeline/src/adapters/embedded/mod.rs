@@ -12,6 +12,7 @@
 
 mod artifacts;
 mod events;
+mod mirror;
 mod profiles;
 mod queue;
 mod scheduler;

@@ -11,7 +11,7 @@ use crate::{Error, PortResult};
 
 /// The schema this build writes. Bump it and add a step to [`migrate`] when
 /// a table changes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for another one's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -128,6 +128,38 @@ const SCHEMA_V2: &str = "
 ALTER TABLE request_bodies ADD COLUMN template_version INTEGER;
 ";
 
+/// Version 3: the production lane is named `production`, and recipients
+/// sampled for the canary wait in `mirror_jobs`, one row per lane that
+/// renders them again (the canary, and the control copy if there is one).
+/// A row names its request (whose body stays in `request_bodies`) and the
+/// recipients by index; it is deleted once rendered, or kept as
+/// `abandoned` when its lane gave up on it, so `canary verify` can say
+/// which recipients the lane is missing.
+const SCHEMA_V3: &str = "
+UPDATE artifacts SET lane = 'production' WHERE lane = 'primary';
+CREATE TABLE mirror_jobs (
+    id INTEGER PRIMARY KEY,
+    lane TEXT NOT NULL CHECK (lane IN ('canary', 'control')),
+    company_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    leased_until INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'waiting' CHECK (state IN ('waiting', 'abandoned')),
+    reason TEXT,
+    FOREIGN KEY (company_id, request_id) REFERENCES requests (company_id, request_id)
+);
+CREATE INDEX mirror_jobs_waiting ON mirror_jobs (lane, id) WHERE state = 'waiting';
+";
+
+/// The steps from each version to the next: `MIGRATIONS[v]` takes version
+/// `v` to `v + 1`.
+const MIGRATIONS: [(&str, &str); 3] = [
+    (SCHEMA_V1, "creating the schema"),
+    (SCHEMA_V2, "migrating the schema to version 2"),
+    (SCHEMA_V3, "migrating the schema to version 3"),
+];
+
 /// Opens the writer connection: WAL, foreign keys, and the schema migrated
 /// to [`SCHEMA_VERSION`].
 pub(super) fn open_writer(path: &Path) -> PortResult<Connection> {
@@ -184,13 +216,10 @@ fn migrate(conn: &mut Connection, path: &Path) -> PortResult<()> {
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .or_backend("reading the schema version")?;
     match version {
-        0 | 1 => {
-            if version == 0 {
-                tx.execute_batch(SCHEMA_V1)
-                    .or_backend("creating the schema")?;
+        0..SCHEMA_VERSION => {
+            for (step, doing) in &MIGRATIONS[usize::try_from(version).unwrap_or(0)..] {
+                tx.execute_batch(step).or_backend(doing)?;
             }
-            tx.execute_batch(SCHEMA_V2)
-                .or_backend("migrating the schema to version 2")?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .or_backend("writing the schema version")?;
         }

@@ -74,6 +74,8 @@ contract_tests!(
     artifacts_overwrite_on_redelivery,
     artifacts_list_pages_by_recipient,
     artifacts_are_tenant_scoped,
+    artifacts_list_lane_pages_across_companies,
+    mirror_queue_holds_jobs_per_lane,
     responses_list_in_order_per_company,
     engagement_list_in_order_per_company,
 );
@@ -406,7 +408,8 @@ async fn a_request_read_back_from_the_file_keeps_its_queue_id_and_pinned_version
 }
 
 /// A file written before request JSON was stored as it arrived gains the
-/// version column, and its bodies (serialized after pinning) still load.
+/// version column, and its bodies (serialized after pinning) still load;
+/// its `primary` artifacts become `production` ones.
 #[tokio::test]
 async fn a_version_1_file_is_migrated() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -435,6 +438,12 @@ async fn a_version_1_file_is_migrated() {
         [],
     )
     .expect("batch row");
+    conn.execute(
+        "INSERT INTO artifacts (company_id, request_id, lane, recipient_id, channel, artifact)
+         VALUES ('acme', 'old', 'primary', 'r0', 'sms', '{}')",
+        [],
+    )
+    .expect("artifact row");
     drop(conn);
 
     let store = open(&path);
@@ -449,7 +458,11 @@ async fn a_version_1_file_is_migrated() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    let lane: String = conn
+        .query_row("SELECT lane FROM artifacts", [], |row| row.get(0))
+        .expect("lane");
+    assert_eq!(lane, "production");
 }
 
 /// Commits only append to the log; the checkpointer copies it into the
