@@ -8,6 +8,7 @@
 
 pub mod adapters;
 pub mod audit;
+pub mod canary;
 pub mod contract;
 pub mod metrics;
 pub mod ports;

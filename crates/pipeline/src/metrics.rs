@@ -20,6 +20,20 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct MirrorLabel {
+    pub lane: &'static str,
+    /// `mirrored`, or why not: `full` (the lane's queue), `busy` (mirror
+    /// writes in flight), `error`.
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct LaneOutcomeLabel {
+    pub lane: &'static str,
+    pub outcome: &'static str,
+}
+
 /// Counters and histograms the workers and the API update.
 #[derive(Debug)]
 pub struct Metrics {
@@ -35,6 +49,11 @@ pub struct Metrics {
     pub accepted: Counter,
     /// Clicks, opens and unsubscribes recorded by the tracking endpoints.
     pub engagement: Family<KindLabel, Counter>,
+    /// Sampled recipients offered to the canary and control lanes, by
+    /// what became of them.
+    pub mirrored: Family<MirrorLabel, Counter>,
+    /// Recipients a canary or control worker rendered, by outcome.
+    pub lane_recipients: Family<LaneOutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -50,12 +69,25 @@ impl Default for Metrics {
             }),
             accepted: Counter::default(),
             engagement: Family::default(),
+            mirrored: Family::default(),
+            lane_recipients: Family::default(),
         }
     }
 }
 
 impl Metrics {
     pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "artifact_canary_mirrored_recipients",
+            "Recipients sampled for a canary or control lane, by lane and outcome \
+             (mirrored, or skipped: full, busy, error)",
+            self.mirrored.clone(),
+        );
+        registry.register(
+            "artifact_lane_recipients",
+            "Recipients rendered by a canary or control worker, by lane and outcome",
+            self.lane_recipients.clone(),
+        );
         registry.register(
             "artifact_recipients",
             "Recipients rendered, by outcome",

@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 
 use crate::Error;
 use crate::audit::TrafficAudit;
+use crate::canary::Mirror;
 use crate::metrics::Metrics;
 use crate::ports::{
     ArtifactSink, Completion, Counts, Lane, Lease, ProfileStore, RequestQueue, ResponseEvent,
@@ -60,6 +61,9 @@ pub struct Renderer {
     templates: Arc<dyn TemplateStore>,
     cache: Arc<TemplateCache>,
     tracking: Option<Arc<TrackingConfig>>,
+    /// Versions rendered instead of the ones requests name: a canary
+    /// trying out a template version before it goes live.
+    template_versions: HashMap<TemplateId, u32>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -84,7 +88,15 @@ impl Renderer {
             templates,
             cache: Arc::new(TemplateCache::new(cache_capacity, limits)),
             tracking,
+            template_versions: HashMap::new(),
         }
+    }
+
+    /// Renders these stored template versions whatever version a request
+    /// names (`spring_sale` → 4): for a canary lane.
+    pub fn with_template_versions(mut self, versions: HashMap<TemplateId, u32>) -> Self {
+        self.template_versions = versions;
+        self
     }
 
     pub fn tracking(&self) -> Option<&Arc<TrackingConfig>> {
@@ -128,7 +140,8 @@ impl Renderer {
     ) -> Result<PreparedRequest, PrepareFailure> {
         let template = match request.channel_settings().template() {
             TemplateRef::Stored { id, version } => {
-                self.stored(request.company_id(), id, *version).await?
+                let version = self.template_versions.get(id).copied().or(*version);
+                self.stored(request.company_id(), id, version).await?
             }
             TemplateRef::Inline(parts) => {
                 let key = TemplateKey::new(request.company_id().clone(), None, None, parts);
@@ -253,6 +266,8 @@ pub struct WorkerSettings {
     pub profile_projection: bool,
     /// Where a sample of recipients is audited, if anywhere.
     pub audit: Option<Arc<TrafficAudit>>,
+    /// Where a sample of recipients is mirrored for the canary, if anywhere.
+    pub mirror: Option<Arc<Mirror>>,
 }
 
 impl WorkerSettings {
@@ -262,6 +277,7 @@ impl WorkerSettings {
             workers,
             profile_projection: true,
             audit: None,
+            mirror: None,
         }
     }
 }
@@ -293,6 +309,7 @@ impl WorkerPool {
                 index,
                 profile_projection: settings.profile_projection,
                 audit: settings.audit.clone(),
+                mirror: settings.mirror.clone(),
                 ports: ports.clone(),
                 renderer: renderer.clone(),
                 metrics: metrics.clone(),
@@ -330,6 +347,7 @@ struct Worker {
     index: usize,
     profile_projection: bool,
     audit: Option<Arc<TrafficAudit>>,
+    mirror: Option<Arc<Mirror>>,
     ports: WorkerPorts,
     renderer: Arc<Renderer>,
     metrics: Arc<Metrics>,
@@ -490,11 +508,15 @@ impl Worker {
         .map_err(|e| BatchFailure::transient(format!("render task failed: {e}")))?;
 
         let counts = Counts::of(&artifacts);
+        let artifacts: Arc<[Artifact]> = artifacts.into();
         self.ports
             .sink
-            .write(Lane::Production, prepared, artifacts.into())
+            .write(Lane::Production, prepared.clone(), artifacts.clone())
             .await
             .map_err(|e| BatchFailure::transient(format!("cannot write artifacts: {e}")))?;
+        if let Some(mirror) = &self.mirror {
+            mirror.offer(&prepared, &artifacts, lease.recipients.start);
+        }
         Ok(counts)
     }
 }
