@@ -30,6 +30,13 @@
 //! batch_size = 100
 //! profile_projection = true  # fetch only the profile keys a template reads
 //! audit_sample = 0.01        # audit 1% of recipients (default: off)
+//!
+//! [canary]                   # mirror a sample of production to a canary
+//! fraction = 0.01            # of every company's recipients
+//! lanes = ["canary"]         # add "control" for a second production copy
+//! queue_capacity = 10000     # jobs waiting per lane; more are skipped
+//! [canary.companies]
+//! acme = 0.05
 //! ```
 
 use std::path::Path;
@@ -51,6 +58,51 @@ struct File {
     tracking: TrackingFile,
     #[serde(default)]
     service: ServiceSettings,
+    #[serde(default)]
+    canary: CanarySettings,
+}
+
+/// The `[canary]` section: which share of production `serve` mirrors, to
+/// which lanes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanarySettings {
+    /// The share of every company's recipients mirrored.
+    #[serde(default)]
+    pub fraction: f64,
+    /// Shares for single companies, by id; they win over `fraction`.
+    #[serde(default)]
+    pub companies: std::collections::HashMap<String, f64>,
+    /// Shares for single clients, by id; a company's share wins over them.
+    #[serde(default)]
+    pub clients: std::collections::HashMap<String, f64>,
+    /// `canary`, and `control` when a second production copy runs to tell
+    /// noise from regressions.
+    #[serde(default = "default_lanes")]
+    pub lanes: Vec<String>,
+    /// Jobs that may wait per lane; past it, mirroring is skipped and counted.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+}
+
+fn default_lanes() -> Vec<String> {
+    vec!["canary".into()]
+}
+
+fn default_queue_capacity() -> usize {
+    10_000
+}
+
+impl Default for CanarySettings {
+    fn default() -> Self {
+        Self {
+            fraction: 0.0,
+            companies: Default::default(),
+            clients: Default::default(),
+            lanes: default_lanes(),
+            queue_capacity: default_queue_capacity(),
+        }
+    }
 }
 
 /// The `[service]` section: settings of `artifact serve`.
@@ -90,6 +142,8 @@ pub struct Config {
     pub tracking: Option<Arc<TrackingConfig>>,
     /// The `[service]` section, as written in the file.
     pub service: ServiceSettings,
+    /// The `[canary]` section, as written in the file.
+    pub canary: CanarySettings,
 }
 
 impl Config {
@@ -117,6 +171,7 @@ impl Config {
         Ok(Self {
             tracking: tracking_config(tracking)?,
             service: file.service,
+            canary: file.canary,
         })
     }
 }

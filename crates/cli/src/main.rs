@@ -38,6 +38,10 @@ enum Command {
     Loadgen(Box<cmd::loadgen::Args>),
     /// Check templates without rendering them.
     Templates(cmd::templates::Args),
+    /// Run a canary or control lane: render the recipients `serve` mirrors.
+    Worker(cmd::worker::Args),
+    /// Compare the canary lane's artifacts with production's.
+    Canary(cmd::canary::Args),
     /// Render requests with every read of the data noted, and report what
     /// each template reads, its minimal payload and the unread profile fields.
     Audit(cmd::audit::Args),
@@ -58,6 +62,12 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Loadgen(args) => cmd::loadgen::run_command(&args),
         Command::Audit(args) => cmd::audit::run(&args),
+        Command::Worker(args) => cmd::worker::run(&args),
+        Command::Canary(args) => match cmd::canary::run(&args) {
+            Ok(cmd::canary::Verdict::Pass) => Ok(()),
+            Ok(cmd::canary::Verdict::Fail) => return ExitCode::FAILURE,
+            Err(error) => Err(error),
+        },
         Command::Templates(args) => match cmd::templates::run(&args) {
             Ok(cmd::templates::Verdict::Clean) => Ok(()),
             Ok(cmd::templates::Verdict::Errors) => return ExitCode::FAILURE,

@@ -395,3 +395,122 @@ fn loadgen_drives_a_running_service_over_http() {
     // The service's own memory, read from its /metrics.
     assert!(summary["peak_rss_mib"].as_f64().unwrap() > 1.0, "{summary}");
 }
+
+/// `artifact worker --lane canary` in its own process, on the data dir of a
+/// running `serve` that mirrors everything.
+struct LaneWorker(Child);
+
+impl LaneWorker {
+    fn start(data_dir: &Path, args: &[&str]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_artifact"))
+            .args(["worker", "--lane", "canary", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+}
+
+impl Drop for LaneWorker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `artifact canary verify --format json` on `data_dir`: its report and
+/// whether it passed.
+fn verify(data_dir: &Path) -> (Value, bool) {
+    let output = Command::new(env!("CARGO_BIN_EXE_artifact"))
+        .args(["canary", "verify", "--format", "json", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    (report, output.status.success())
+}
+
+/// Polls verification until `pairs` pairs are compared.
+fn verify_when_rendered(data_dir: &Path, pairs: u64) -> (Value, bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (report, passed) = verify(data_dir);
+        if report["pairs"] == pairs
+            && report["missing_canary"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+        {
+            return (report, passed);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the canary never caught up: {report}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_canary_in_another_process_is_verified_against_production() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--demo", "--canary-sample", "1"]);
+    // Version 2 of the SMS template differs in its last words.
+    let (code, v1) = server.get("/v1/companies/demo/templates/sms?version=1");
+    assert_eq!(code, 200, "{v1}");
+    let mut v2 = v1.clone();
+    let body = v1["parts"]["sms"].as_str().unwrap();
+    v2["parts"]["sms"] = json!(format!("{body} Reply STOP to opt out."));
+    let response = server
+        .agent
+        .put(&format!("{}/v1/companies/demo/templates/sms", server.base))
+        .header("content-type", "application/json")
+        .send(serde_json::to_vec(&json!({"channel": "sms", "parts": v2["parts"]})).unwrap())
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+
+    let pinned = |id: &str| {
+        let mut request: Value = serde_json::from_slice(&sms_request(id, "normal", 20)).unwrap();
+        request["channel_settings"]["template"]["version"] = json!(1);
+        serde_json::to_vec(&request).unwrap()
+    };
+    // An identical candidate: nothing differs, verification passes.
+    let identical = LaneWorker::start(data.path(), &[]);
+    let (code, reply) = server.post("/v1/render-requests", &pinned("canary-1"));
+    assert_eq!(code, 202, "{reply}");
+    let (report, passed) = verify_when_rendered(data.path(), 20);
+    assert!(passed, "{report}");
+    assert_eq!(
+        (&report["identical"], &report["unexpected"]),
+        (&json!(20), &json!(0))
+    );
+    drop(identical);
+
+    // The candidate renders version 2: every SMS differs in its body only.
+    let candidate = LaneWorker::start(data.path(), &["--template-version", "sms=2"]);
+    let (code, reply) = server.post("/v1/render-requests", &pinned("canary-2"));
+    assert_eq!(code, 202, "{reply}");
+    let (report, passed) = verify_when_rendered(data.path(), 40);
+    assert!(!passed, "{report}");
+    assert_eq!(report["unexpected"], 20, "{report}");
+    assert_eq!(report["by_part"]["sms"], 20, "{report}");
+    assert!(
+        report["diffs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|diff| diff["key"]["request_id"] == "canary-2")
+    );
+    let diff = &report["diffs"][0]["parts"][0];
+    assert!(
+        diff["canary"]
+            .as_str()
+            .unwrap()
+            .ends_with("Reply STOP to opt out."),
+        "{diff}"
+    );
+    drop(candidate);
+}

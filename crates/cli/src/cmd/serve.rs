@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use artifact_pipeline::Lane;
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
 use artifact_pipeline::audit::TrafficAudit;
+use artifact_pipeline::canary::{CanarySample, Mirror};
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::sinks::{DiscardSink, NdjsonSink, OutboxSink};
 use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
@@ -52,6 +54,11 @@ pub struct Args {
     /// [default: off].
     #[arg(long, env = "ARTIFACT_AUDIT_SAMPLE")]
     audit_sample: Option<f64>,
+    /// Mirror this fraction of every company's recipients to the canary
+    /// lanes (`[canary]` in the config file sets per-company shares and the
+    /// lanes) [default: 0, off].
+    #[arg(long, env = "ARTIFACT_CANARY_SAMPLE")]
+    canary_sample: Option<f64>,
     /// Seed a demo company (newsletter and SMS templates, 10,000 profiles)
     /// and print a request to paste.
     #[arg(long)]
@@ -66,6 +73,7 @@ struct Settings {
     workers: WorkerSettings,
     sink: SinkSpec,
     batch_size: usize,
+    canary_sample: Option<f64>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -130,6 +138,7 @@ impl Settings {
                     .transpose()
                     .map_err(anyhow::Error::msg)?
                     .map(Arc::new),
+                mirror: None,
             },
             sink: SinkSpec::parse(
                 args.sink
@@ -138,6 +147,7 @@ impl Settings {
                     .unwrap_or("store"),
             )?,
             batch_size,
+            canary_sample: args.canary_sample,
         })
     }
 }
@@ -196,8 +206,39 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
         print_demo(address, &seeded);
     }
 
+    let mut workers = settings.workers.clone();
+    let canary = CanarySample {
+        fraction: settings.canary_sample.unwrap_or(config.canary.fraction),
+        companies: config.canary.companies.clone(),
+        clients: config.canary.clients.clone(),
+    };
+    if canary != CanarySample::default() {
+        let lanes = config
+            .canary
+            .lanes
+            .iter()
+            .map(|name| {
+                Lane::parse(name).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "[canary] lanes: {name:?} is not a lane; give canary or control"
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mirror = Mirror::new(
+            canary,
+            lanes,
+            config.canary.queue_capacity,
+            store.clone(),
+            store.clone(),
+            metrics.clone(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        info!(?mirror, "mirroring a sample to the canary lanes");
+        workers.mirror = Some(Arc::new(mirror));
+    }
     let pool = WorkerPool::start(
-        settings.workers.clone(),
+        workers,
         WorkerPorts {
             queue: store.clone(),
             profiles: store.clone(),
@@ -235,7 +276,7 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -320,6 +361,7 @@ mod tests {
             batch_size: None,
             profile_projection: None,
             audit_sample: None,
+            canary_sample: None,
             demo: false,
         };
         let settings = Settings::merge(&args, &file).unwrap();
