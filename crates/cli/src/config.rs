@@ -37,6 +37,10 @@
 //! queue_capacity = 10000     # jobs waiting per lane; more are skipped
 //! [canary.companies]
 //! acme = 0.05
+//!
+//! [flags.profile_projection] # a rollout flag, changeable at /v1/flags
+//! percent = 5
+//! key = "company"            # or "message", "recipient"
 //! ```
 
 use std::path::Path;
@@ -60,6 +64,8 @@ struct File {
     service: ServiceSettings,
     #[serde(default)]
     canary: CanarySettings,
+    #[serde(default)]
+    flags: std::collections::BTreeMap<String, artifact_pipeline::flags::Flag>,
 }
 
 /// The `[canary]` section: which share of production `serve` mirrors, to
@@ -144,6 +150,8 @@ pub struct Config {
     pub service: ServiceSettings,
     /// The `[canary]` section, as written in the file.
     pub canary: CanarySettings,
+    /// The `[flags.NAME]` sections: rollout flags at start.
+    pub flags: std::collections::BTreeMap<String, artifact_pipeline::flags::Flag>,
 }
 
 impl Config {
@@ -172,6 +180,7 @@ impl Config {
             tracking: tracking_config(tracking)?,
             service: file.service,
             canary: file.canary,
+            flags: file.flags,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod adapters;
 pub mod audit;
 pub mod canary;
 pub mod contract;
+pub mod flags;
 pub mod metrics;
 pub mod ports;
 pub mod sinks;

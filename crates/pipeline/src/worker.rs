@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 use crate::Error;
 use crate::audit::TrafficAudit;
 use crate::canary::Mirror;
+use crate::flags::{FlagSubject, Flags};
 use crate::metrics::Metrics;
 use crate::ports::{
     ArtifactSink, Completion, Counts, Lane, Lease, ProfileStore, RequestQueue, ResponseEvent,
@@ -268,7 +269,15 @@ pub struct WorkerSettings {
     pub audit: Option<Arc<TrafficAudit>>,
     /// Where a sample of recipients is mirrored for the canary, if anywhere.
     pub mirror: Option<Arc<Mirror>>,
+    /// Rollout flags. The worker reads [`PROJECTION_FLAG`]: while it
+    /// exists, it decides per batch (by its company, message or first
+    /// recipient) whether profiles are projected.
+    pub flags: Arc<Flags>,
 }
+
+/// The rollout flag that, when defined, turns profile projection on for
+/// its share of batches instead of `profile_projection`.
+pub const PROJECTION_FLAG: &str = "profile_projection";
 
 impl WorkerSettings {
     /// `workers` workers, fetching projected profiles, auditing nothing.
@@ -278,6 +287,7 @@ impl WorkerSettings {
             profile_projection: true,
             audit: None,
             mirror: None,
+            flags: Arc::default(),
         }
     }
 }
@@ -310,6 +320,7 @@ impl WorkerPool {
                 profile_projection: settings.profile_projection,
                 audit: settings.audit.clone(),
                 mirror: settings.mirror.clone(),
+                flags: settings.flags.clone(),
                 ports: ports.clone(),
                 renderer: renderer.clone(),
                 metrics: metrics.clone(),
@@ -348,6 +359,7 @@ struct Worker {
     profile_projection: bool,
     audit: Option<Arc<TrafficAudit>>,
     mirror: Option<Arc<Mirror>>,
+    flags: Arc<Flags>,
     ports: WorkerPorts,
     renderer: Arc<Renderer>,
     metrics: Arc<Metrics>,
@@ -427,6 +439,26 @@ impl Worker {
         publish(&self.ports, event).await;
     }
 
+    /// Whether this batch fetches projected profiles: the rollout flag's
+    /// answer while it exists, the setting otherwise.
+    fn projects(&self, lease: &Lease) -> bool {
+        if self.flags.get(PROJECTION_FLAG).is_none() {
+            return self.profile_projection;
+        }
+        let request = &lease.request;
+        let first = request.render_recipients()[lease.recipients.start]
+            .recipient_id
+            .as_str();
+        self.flags.enabled(
+            PROJECTION_FLAG,
+            &FlagSubject {
+                company: request.company_id().as_str(),
+                message: request.message_id().as_str(),
+                recipient: first,
+            },
+        )
+    }
+
     /// `profiles` with the recipients the audit samples fetched again
     /// whole, so the audit sees the fields nobody reads; one more fetch, and
     /// only for batches with a sampled recipient.
@@ -476,7 +508,7 @@ impl Worker {
             })?;
         let recipients = &lease.request.render_recipients()[lease.recipients.clone()];
         let ids: Vec<ProfileId> = recipients.iter().map(|r| r.profile_id.clone()).collect();
-        let projection = if self.profile_projection {
+        let projection = if self.projects(lease) {
             prepared.template().profile_projection()
         } else {
             &ProfileProjection::All

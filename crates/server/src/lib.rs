@@ -38,7 +38,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tracing::debug;
 
 pub use error::{ApiError, Problem, ProblemKind};
@@ -86,6 +86,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/companies/{company}/audit",
             get(routes::audit::get).delete(routes::audit::reset),
+        )
+        .route("/v1/flags", get(routes::flags::list))
+        .route(
+            "/v1/flags/{name}",
+            put(routes::flags::put).delete(routes::flags::delete),
         )
         .route("/c/{token}", get(routes::tracking::click))
         .route("/o/{token}", get(routes::tracking::open))

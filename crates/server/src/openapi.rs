@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::{
-    artifacts, audit, events, ops, previews, profiles, requests, templates, tracking,
+    artifacts, audit, events, flags, ops, previews, profiles, requests, templates, tracking,
 };
 
 /// The API's OpenAPI document: `ApiDoc::openapi()`.
@@ -40,6 +40,9 @@ use crate::routes::{
         ops::dead_letters,
         audit::get,
         audit::reset,
+        flags::list,
+        flags::put,
+        flags::delete,
         ops::metrics,
         ops::healthz,
         ops::readyz,
@@ -65,7 +68,7 @@ use crate::routes::{
         (name = "artifacts", description = "Stored artifacts"),
         (name = "events", description = "Response and engagement events to poll"),
         (name = "tracking", description = "Click, open and unsubscribe endpoints of the tracking domain"),
-        (name = "operations", description = "Dead letters, the traffic audit, metrics, health and this document"),
+        (name = "operations", description = "Dead letters, the traffic audit, rollout flags, metrics, health and this document"),
     )
 )]
 pub struct ApiDoc;

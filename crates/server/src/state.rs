@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use artifact_pipeline::audit::TrafficAudit;
+use artifact_pipeline::flags::Flags;
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::worker::Renderer;
 use artifact_pipeline::{
@@ -35,6 +36,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The audit the workers add sampled renders to, when it is on.
     pub audit: Option<Arc<TrafficAudit>>,
+    /// Rollout flags, shared with the workers; changed at `/v1/flags`.
+    pub flags: Arc<Flags>,
     /// What the API accepts at its edge.
     pub limits: ApiLimits,
 }

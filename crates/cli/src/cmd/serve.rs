@@ -10,6 +10,7 @@ use artifact_pipeline::Lane;
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
 use artifact_pipeline::audit::TrafficAudit;
 use artifact_pipeline::canary::{CanarySample, Mirror};
+use artifact_pipeline::flags::Flags;
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::sinks::{DiscardSink, NdjsonSink, OutboxSink};
 use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
@@ -139,6 +140,7 @@ impl Settings {
                     .map_err(anyhow::Error::msg)?
                     .map(Arc::new),
                 mirror: None,
+                flags: Arc::default(),
             },
             sink: SinkSpec::parse(
                 args.sink
@@ -207,6 +209,7 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
     }
 
     let mut workers = settings.workers.clone();
+    workers.flags = Arc::new(Flags::new(config.flags.clone()).map_err(anyhow::Error::msg)?);
     let canary = CanarySample {
         fraction: settings.canary_sample.unwrap_or(config.canary.fraction),
         companies: config.canary.companies.clone(),
@@ -237,6 +240,7 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
         info!(?mirror, "mirroring a sample to the canary lanes");
         workers.mirror = Some(Arc::new(mirror));
     }
+    let workers_flags = workers.flags.clone();
     let pool = WorkerPool::start(
         workers,
         WorkerPorts {
@@ -258,6 +262,7 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
         renderer,
         metrics,
         audit: settings.workers.audit.clone(),
+        flags: workers_flags,
         limits: ApiLimits::default(),
     };
     info!(

@@ -199,6 +199,54 @@ async fn workers_fetch_the_profile_keys_the_template_reads_unless_told_not_to() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projection_flag_wins_over_the_setting_and_changes_without_a_restart() {
+    use crate::flags::{Flag, FlagKey, Flags};
+    let recording = Arc::new(Recording::default());
+    let flags = Arc::new(Flags::default());
+    let off = Flag {
+        percent: 0.0,
+        key: FlagKey::Company,
+    };
+    flags.set(PROJECTION_FLAG, off).unwrap();
+    let settings = WorkerSettings {
+        flags: flags.clone(),
+        ..WorkerSettings::new(1)
+    };
+    let harness = start_with_settings(Some(recording.clone()), settings);
+    let _ = recording.store.set(harness.store.clone());
+    put_profiles(&harness.store, "acme", 2).await;
+    let submit = |id: &'static str| {
+        let store = harness.store.clone();
+        async move {
+            store
+                .submit(sample_request("acme", id, Priority::Normal, 2))
+                .await
+                .unwrap();
+            wait_finished(&store, "acme", id).await
+        }
+    };
+    submit("req-flag-off").await;
+    flags
+        .set(
+            PROJECTION_FLAG,
+            Flag {
+                percent: 100.0,
+                key: FlagKey::Company,
+            },
+        )
+        .unwrap();
+    submit("req-flag-on").await;
+    assert_eq!(
+        *recording.asked.lock().unwrap(),
+        [
+            ProfileProjection::All,
+            ProfileProjection::Keys(["first_name".to_owned()].into())
+        ]
+    );
+    harness.pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sampled_recipients_are_audited_with_their_whole_profiles() {
     let audit = Arc::new(crate::audit::TrafficAudit::new(0.5).unwrap());
     let recording = Arc::new(Recording::default());

@@ -4,6 +4,7 @@
 pub(crate) mod artifacts;
 pub(crate) mod audit;
 pub(crate) mod events;
+pub(crate) mod flags;
 pub(crate) mod ops;
 pub(crate) mod previews;
 pub(crate) mod profiles;

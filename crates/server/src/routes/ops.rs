@@ -52,6 +52,7 @@ pub(crate) async fn metrics(State(state): State<Shared>) -> Result<Response, Api
     // time rather than kept up to date by a background task.
     let mut registry = Registry::default();
     state.metrics.register(&mut registry);
+    state.flags.register(&mut registry);
     let depth = Family::<LaneLabel, Gauge>::default();
     registry.register(
         "artifact_queue_depth",

@@ -6,6 +6,7 @@ mod support;
 
 mod artifacts;
 mod audit;
+mod flags;
 mod ops;
 mod previews;
 mod profiles;

@@ -95,6 +95,9 @@ async fn the_openapi_document_lists_every_route() {
         ("/v1/dead-letters", "get"),
         ("/v1/companies/{company}/audit", "get"),
         ("/v1/companies/{company}/audit", "delete"),
+        ("/v1/flags", "get"),
+        ("/v1/flags/{name}", "put"),
+        ("/v1/flags/{name}", "delete"),
     ];
     for (path, method) in expected {
         assert!(
@@ -102,7 +105,7 @@ async fn the_openapi_document_lists_every_route() {
             "{method} {path} missing from the document"
         );
     }
-    assert_eq!(paths.len(), 19, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 21, "{:?}", paths.keys().collect::<Vec<_>>());
     assert!(document["components"]["schemas"]["Problem"].is_object());
     // Generated clients name methods after operation ids: each is unique.
     let mut ids: Vec<&str> = paths

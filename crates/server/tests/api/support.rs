@@ -111,6 +111,7 @@ impl TestApp {
             renderer: renderer.clone(),
             metrics: metrics.clone(),
             audit: audit.clone(),
+            flags: Arc::default(),
             limits: options.limits.unwrap_or_default(),
         };
         let mut app = Self {
