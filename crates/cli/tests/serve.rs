@@ -513,4 +513,86 @@ fn a_canary_in_another_process_is_verified_against_production() {
         "{diff}"
     );
     drop(candidate);
+
+    // The failing verdict alerts: a webhook, an HTML report, Prometheus figures.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_url = format!("http://{}/canary", hook.local_addr().unwrap());
+    let received = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = hook.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0; 4096];
+        // Headers, then as many body bytes as content-length says.
+        let complete = |request: &[u8]| {
+            let text = String::from_utf8_lossy(request);
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                return false;
+            };
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            body.len() >= length
+        };
+        while !complete(&request) {
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "the webhook request ended early");
+            request.extend_from_slice(&chunk[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let (html, metrics) = (
+        data.path().join("report.html"),
+        data.path().join("canary.prom"),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_artifact"))
+        .args(["canary", "verify", "--max-unexpected", "5", "--data-dir"])
+        .arg(data.path())
+        .arg("--html")
+        .arg(&html)
+        .arg("--metrics-file")
+        .arg(&metrics)
+        .args(["--webhook", &hook_url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("40 pairs compared"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL: 20 unexpected > 5 allowed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+ ") && stdout.contains("Reply STOP to opt out."),
+        "{stdout}"
+    );
+    let request = received.join().unwrap();
+    assert!(request.starts_with("POST /canary"), "{request}");
+    let (_, body) = request.split_once("\r\n\r\n").unwrap();
+    let verdict: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        (&verdict["unexpected"], &verdict["max_unexpected"]),
+        (&json!(20), &json!(5))
+    );
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        html.contains("<span class=\"ins\">") && html.contains("Reply STOP"),
+        "{html}"
+    );
+    let metrics = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        metrics.contains("artifact_canary_unexpected 20"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("artifact_canary_differing{part=\"sms\"} 20"),
+        "{metrics}"
+    );
 }
