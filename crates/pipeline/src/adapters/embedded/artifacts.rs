@@ -7,7 +7,7 @@ use std::sync::Arc;
 use artifact_render::request::{CompanyId, RecipientId, RequestId};
 use artifact_render::{Artifact, PreparedRequest};
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{EmbeddedStore, OrBackend, to_sql_int};
 use crate::{ArtifactKey, ArtifactSink, ArtifactStore, Error, Lane, PortResult};
@@ -45,7 +45,9 @@ impl ArtifactSink for EmbeddedStore {
             let (company, request_id) = (request.company_id(), request.request_id());
             let doing = format!("writing artifacts of request {company}/{request_id}");
             inner.db.write(|conn| {
-                let tx = conn.transaction().or_backend(&doing)?;
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .or_backend(&doing)?;
                 {
                     let mut upsert = tx
                         .prepare_cached(

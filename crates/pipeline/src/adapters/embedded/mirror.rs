@@ -8,7 +8,7 @@ use artifact_render::RenderRequest;
 use artifact_render::request::{CompanyId, RequestId};
 use async_trait::async_trait;
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{EmbeddedStore, OrBackend, to_sql_int};
 use crate::{Error, Lane, MirrorJob, MirrorLease, MirrorQueue, PortResult, Unmirrored};
@@ -35,7 +35,9 @@ impl MirrorQueue for EmbeddedStore {
             let doing = "queueing a mirrored job";
             let recipients = serde_json::to_string(&job.recipients).or_backend(doing)?;
             inner.db.write(|conn| {
-                let tx = conn.transaction().or_backend(doing)?;
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .or_backend(doing)?;
                 let waiting: i64 = tx
                     .prepare_cached(
                         "SELECT COUNT(*) FROM mirror_jobs WHERE lane = ?1 AND state = 'waiting'",
@@ -73,7 +75,9 @@ impl MirrorQueue for EmbeddedStore {
             loop {
                 let now = now_ms();
                 let taken: Option<(u64, String, String, String, u32)> = inner.db.write(|conn| {
-                    let tx = conn.transaction().or_backend(doing)?;
+                    let tx = conn
+                        .transaction_with_behavior(TransactionBehavior::Immediate)
+                        .or_backend(doing)?;
                     let row = tx
                         .prepare_cached(
                             "SELECT id, company_id, request_id, recipients, attempts

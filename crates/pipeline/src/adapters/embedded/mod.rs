@@ -9,6 +9,10 @@
 //! through one connection behind a mutex (SQLite has one writer anyway);
 //! reads use a small pool of reader connections, which WAL lets run beside
 //! the writer, so a profile fetch never queues behind an artifact write.
+//! Transactions begin `IMMEDIATE`: a canary worker in another process may
+//! write to the same file, and a transaction that only asked for the write
+//! lock at its first write would fail at once when the other held it,
+//! where an immediate one waits its turn.
 
 mod artifacts;
 mod events;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use artifact_render::request::{CompanyId, ProfileId};
 use artifact_render::template::ProfileProjection;
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{TransactionBehavior, params};
 
 use super::{EmbeddedStore, OrBackend};
 use crate::{Error, PortResult, ProfileStore};
@@ -86,7 +86,9 @@ impl ProfileStore for EmbeddedStore {
         self.run(move |inner| {
             let doing = "writing profiles";
             inner.db.write(|conn| {
-                let tx = conn.transaction().or_backend(doing)?;
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .or_backend(doing)?;
                 {
                     let mut upsert = tx
                         .prepare_cached(

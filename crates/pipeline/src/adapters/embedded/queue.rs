@@ -20,7 +20,7 @@ use artifact_render::request::{CompanyId, Priority, RequestId};
 use artifact_render::template::Channel;
 use async_trait::async_trait;
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::scheduler::{BatchId, Granted, RequestKey, Scheduler, StoredBatch};
 use super::{
@@ -282,7 +282,9 @@ impl Inner {
             (variant_name(&request.priority())?, variant_name(&state)?);
         let doing = format!("submitting request {}/{}", key.0, key.1);
         let inserted = self.db.write(|conn| {
-            let tx = conn.transaction().or_backend(&doing)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_backend(&doing)?;
             if let Some(existing) = read_status(&tx, &key)? {
                 return Ok(Err(existing));
             }
@@ -425,7 +427,9 @@ impl Inner {
             }
             let leased = self.db.write(|conn| {
                 let doing = "recording a lease";
-                let tx = conn.transaction().or_backend(doing)?;
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .or_backend(doing)?;
                 tx.prepare_cached("UPDATE batches SET attempts = ?2 WHERE id = ?1")
                     .and_then(|mut update| update.execute(params![id, attempts + 1]))
                     .or_backend(doing)?;
@@ -563,7 +567,9 @@ impl Inner {
             range.start, range.end, key.0, key.1
         );
         let finished = self.db.write(|conn| {
-            let tx = conn.transaction().or_backend(&doing)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_backend(&doing)?;
             tx.prepare_cached("UPDATE batches SET state = 'done' WHERE id = ?1")
                 .and_then(|mut update| update.execute([id]))
                 .or_backend(&doing)?;
@@ -744,7 +750,9 @@ impl DeadBatch<'_> {
         let doing = "dead-lettering a batch";
         let (company, request) = (self.key.0.as_str(), self.key.1.as_str());
         let now = timestamp_text(Timestamp::now());
-        let tx = conn.transaction().or_backend(doing)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .or_backend(doing)?;
         tx.prepare_cached("UPDATE batches SET state = 'dead' WHERE id = ?1")
             .and_then(|mut update| update.execute([self.id]))
             .or_backend(doing)?;

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::OrBackend;
 use crate::{Error, PortResult};
@@ -211,7 +211,9 @@ pub(super) fn open(path: &Path, flags: OpenFlags) -> PortResult<Connection> {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> PortResult<()> {
-    let tx = conn.transaction().or_backend("migrating the schema")?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .or_backend("migrating the schema")?;
     let version: i64 = tx
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .or_backend("reading the schema version")?;

@@ -5,7 +5,7 @@ use artifact_render::request::{CompanyId, TemplateId};
 use artifact_render::template::{Channel, TemplateParts};
 use async_trait::async_trait;
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{EmbeddedStore, OrBackend, parse_timestamp};
 use crate::{PortResult, StoredTemplate, TemplateStore};
@@ -27,7 +27,9 @@ impl TemplateStore for EmbeddedStore {
             let version = inner.db.write(|conn| {
                 // The writer connection is the only writer, so reading the
                 // latest version and inserting the next cannot race.
-                let tx = conn.transaction().or_backend(&doing)?;
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .or_backend(&doing)?;
                 let version: u32 = tx
                     .query_row(
                         "SELECT COALESCE(MAX(version), 0) + 1 FROM templates
