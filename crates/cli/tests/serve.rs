@@ -490,7 +490,19 @@ fn a_canary_in_another_process_is_verified_against_production() {
     drop(identical);
 
     // The candidate renders version 2: every SMS differs in its body only.
-    let candidate = LaneWorker::start(data.path(), &["--template-version", "sms=2"]);
+    let metrics_address = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let candidate = LaneWorker::start(
+        data.path(),
+        &[
+            "--template-version",
+            "sms=2",
+            "--metrics-listen",
+            &metrics_address,
+        ],
+    );
     let (code, reply) = server.post("/v1/render-requests", &pinned("canary-2"));
     assert_eq!(code, 202, "{reply}");
     let (report, passed) = verify_when_rendered(data.path(), 40);
@@ -511,6 +523,20 @@ fn a_canary_in_another_process_is_verified_against_production() {
             .unwrap()
             .ends_with("Reply STOP to opt out."),
         "{diff}"
+    );
+    let (code, metrics) = {
+        let response = server
+            .agent
+            .get(&format!("http://{metrics_address}/metrics"))
+            .call()
+            .unwrap();
+        let code = response.status().as_u16();
+        (code, response.into_body().read_to_string().unwrap())
+    };
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("artifact_lane_recipients_total{lane=\"canary\",outcome=\"rendered\"} 20"),
+        "{metrics}"
     );
     drop(candidate);
 

@@ -114,6 +114,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a canary or control lane worker serves: `/metrics` (the pipeline's
+/// counters, among them the lane's recipients by outcome) and `/healthz`.
+pub fn lane_router(metrics: std::sync::Arc<artifact_pipeline::metrics::Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::ops::lane_metrics))
+        .route("/healthz", get(routes::ops::healthz))
+        .fallback(no_route)
+        .with_state(metrics)
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then lets the
 /// requests in flight finish.
 pub async fn serve(

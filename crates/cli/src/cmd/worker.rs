@@ -38,6 +38,10 @@ pub struct Args {
     /// Lane workers in this process.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Serve `/metrics` (the lane's recipients by outcome) and `/healthz`
+    /// here, e.g. 127.0.0.1:9101.
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -101,7 +105,21 @@ pub fn run(args: &Args) -> Result<()> {
                 ?versions,
                 "lane worker running"
             );
-            super::serve::shutdown_signal().await;
+            match args.metrics_listen {
+                Some(address) => {
+                    let listener = tokio::net::TcpListener::bind(address)
+                        .await
+                        .with_context(|| format!("cannot listen on {address}"))?;
+                    info!(address = %listener.local_addr()?, "serving /metrics");
+                    artifact_server::serve(
+                        listener,
+                        artifact_server::lane_router(metrics.clone()),
+                        super::serve::shutdown_signal(),
+                    )
+                    .await?;
+                }
+                None => super::serve::shutdown_signal().await,
+            }
             let _ = stop.send(true);
             while workers.join_next().await.is_some() {}
             info!("stopped");

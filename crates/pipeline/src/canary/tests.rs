@@ -267,3 +267,93 @@ async fn a_template_version_that_changes_the_subject_differs_in_the_subject_only
     assert_eq!((found.pairs, found.unexpected), (12, 12));
     assert_eq!(found.by_part, [("subject", 12)].into());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_mirror_queue_skips_and_counts_and_production_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(
+        &dir.path().join("db.sqlite"),
+        EmbeddedOptions {
+            batch_size: 5,
+            ..EmbeddedOptions::default()
+        },
+    )
+    .unwrap();
+    let acme = company("acme");
+    let id = TemplateId::parse("news").unwrap();
+    TemplateStore::put(&*store, &acme, &id, Channel::Email, news("Hi", "currency"))
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let sample = CanarySample {
+        fraction: 1.0,
+        ..CanarySample::default()
+    };
+    // Room for one job, and no lane worker to take it.
+    let mirror = Mirror::new(
+        sample,
+        vec![Lane::Canary],
+        1,
+        store.clone(),
+        store.clone(),
+        metrics.clone(),
+    )
+    .unwrap();
+    let pool = WorkerPool::start(
+        WorkerSettings {
+            mirror: Some(Arc::new(mirror)),
+            ..WorkerSettings::new(1)
+        },
+        WorkerPorts {
+            queue: store.clone(),
+            profiles: store.clone(),
+            sink: store.clone(),
+            responses: store.clone(),
+        },
+        Arc::new(crate::worker::Renderer::new(
+            store.clone(),
+            None,
+            16,
+            Default::default(),
+        )),
+        metrics.clone(),
+    );
+    let request = request(40, "req-full");
+    store.submit(request.clone()).await.unwrap();
+    let counted = |outcome: &'static str| {
+        metrics
+            .mirrored
+            .get_or_create(&crate::metrics::MirrorLabel {
+                lane: "canary",
+                outcome,
+            })
+            .get()
+    };
+    for _ in 0..500 {
+        let status = store
+            .status(&acme, request.request_id())
+            .await
+            .unwrap()
+            .unwrap();
+        if status.finished_at.is_some()
+            && counted("mirrored") + counted("full") + counted("busy") == 40
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = store
+        .status(&acme, request.request_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        status.counts.rendered + status.counts.failed,
+        40,
+        "production rendered everyone"
+    );
+    assert_eq!(counted("mirrored"), 5, "one batch of 5 fit");
+    assert_eq!(counted("full") + counted("busy"), 35);
+    assert_eq!(store.unmirrored(Lane::Canary).await.unwrap().len(), 1);
+    pool.shutdown().await;
+}

@@ -69,6 +69,20 @@ pub(crate) async fn metrics(State(state): State<Shared>) -> Result<Response, Api
         }
         Err(error) => warn!(%error, "cannot read the queue depth for /metrics"),
     }
+    openmetrics(registry)
+}
+
+/// A lane worker's metrics: the pipeline's counters and its memory.
+pub(crate) async fn lane_metrics(
+    State(metrics): State<std::sync::Arc<artifact_pipeline::metrics::Metrics>>,
+) -> Result<Response, ApiError> {
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    openmetrics(registry)
+}
+
+/// `registry` and the process's memory, in the OpenMetrics text format.
+fn openmetrics(mut registry: Registry) -> Result<Response, ApiError> {
     let (resident, peak) = (Gauge::<i64>::default(), Gauge::<i64>::default());
     registry.register(
         "artifact_process_resident_memory_bytes",
