@@ -156,7 +156,7 @@ async fn run_lanes(
     };
     let mirror = Mirror::new(
         sample,
-        vec![Lane::Canary],
+        vec![Lane::Canary, Lane::Control],
         10_000,
         store.clone(),
         store.clone(),
@@ -189,19 +189,30 @@ async fn run_lanes(
     let candidate = crate::worker::Renderer::new(store.clone(), None, 16, Default::default())
         .with_template_versions(versions);
     let (stop, stopped) = watch::channel(false);
-    let lane = tokio::spawn(
-        LaneWorker {
-            lane: Lane::Canary,
-            ports: LanePorts {
-                queue: store.clone(),
-                profiles: store.clone(),
-                store: store.clone(),
-            },
-            renderer: Arc::new(candidate),
-            metrics: metrics.clone(),
-        }
-        .run(stopped),
-    );
+    // The candidate, and a control copy rendering as production does.
+    let production_renderer =
+        crate::worker::Renderer::new(store.clone(), None, 16, Default::default());
+    let lanes: Vec<_> = [
+        (Lane::Canary, candidate),
+        (Lane::Control, production_renderer),
+    ]
+    .into_iter()
+    .map(|(lane, renderer)| {
+        tokio::spawn(
+            LaneWorker {
+                lane,
+                ports: LanePorts {
+                    queue: store.clone(),
+                    profiles: store.clone(),
+                    store: store.clone(),
+                },
+                renderer: Arc::new(renderer),
+                metrics: metrics.clone(),
+            }
+            .run(stopped.clone()),
+        )
+    })
+    .collect();
 
     // The live version is pinned at submit.
     let request = request(recipients, "req-canary");
@@ -217,6 +228,7 @@ async fn run_lanes(
         let found = verify(&*store, &*store, &[]).await.unwrap();
         if status.finished_at.is_some()
             && found.pairs == recipients
+            && found.control_pairs == recipients
             && found.missing_canary.is_empty()
         {
             verification = Some(found);
@@ -224,7 +236,9 @@ async fn run_lanes(
         }
     }
     let _ = stop.send(true);
-    lane.await.unwrap();
+    for lane in lanes {
+        lane.await.unwrap();
+    }
     production.shutdown().await;
     verification.expect("every sampled recipient was rendered by both lanes")
 }
@@ -247,6 +261,8 @@ async fn a_changed_filter_shows_in_exactly_the_artifacts_that_use_it() {
         (found.pairs, found.unexpected, found.identical),
         (30, 15, 15)
     );
+    // The control copy renders as production does: nothing is noise.
+    assert!(found.diffs.iter().flat_map(|d| &d.parts).all(|p| !p.noise));
     // The text part is generated from the HTML, so it changes with it.
     assert_eq!(found.by_part, [("html", 15), ("text", 15)].into());
     for diff in &found.diffs {
