@@ -87,7 +87,9 @@ const INDIRECT: &str = "{% set loc = profile.location %}{% macro tier(t) %}[{{ t
     {{ loc.city }} {{ tier(profile.loyalty.tier) }} {{ profile.vip is defined }}\
     {% for c in profile.preferences.categories | sort %}{{ c }},{% endfor %}\
     {% with p = profile.points %}{{ p | default(0) }}{% endwith %}\
-    {{ profile['first_name'] | default('there') }}";
+    {{ profile['first_name'] | default('there') }}\
+    {% set user = profile %}{{ user.email }}\
+    {% if event.shadow %}{% set profile = {} %}{% endif %}{{ profile.signup_date }}";
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
@@ -101,7 +103,16 @@ proptest! {
         let projection = prepared.template().profile_projection();
         prop_assert_eq!(
             projection.keys().map(|keys| keys.iter().map(String::as_str).collect::<Vec<_>>()),
-            Some(vec!["first_name", "location", "loyalty", "points", "preferences", "vip"])
+            Some(vec![
+                "email",
+                "first_name",
+                "location",
+                "loyalty",
+                "points",
+                "preferences",
+                "signup_date",
+                "vip"
+            ])
         );
         let recipient = &prepared.request().render_recipients()[0];
         let full = Arc::new(serde_json::from_str::<serde_json::Value>(&text).unwrap());

@@ -344,6 +344,9 @@ impl<'s> Walker<'s> {
     /// Binds a `set`, `with` or `for` target in the innermost scope.
     fn bind(&mut self, target: &Expr<'s>, value: Option<Path>) {
         match target {
+            // A context variable set in a branch is still the context's
+            // when the branch is not taken: never treat it as shadowed.
+            Expr::Var(var) if VARIABLES.contains(&var.id) => {}
             Expr::Var(var) => {
                 let binding = value.map_or(Binding::Local, Binding::Data);
                 self.scopes
@@ -362,10 +365,14 @@ impl<'s> Walker<'s> {
     }
 
     /// The path a `set` or `with` binds, recorded as read: the value is
-    /// evaluated even if the name is never used.
+    /// evaluated even if the name is never used. A variable itself
+    /// (`{% set user = profile %}`) is only named, not read: what is read of
+    /// it is recorded where it is used.
     fn bound_value(&mut self, expr: &Expr<'s>) -> Option<Path> {
         let value = self.value(expr)?;
-        self.record(expr.span().start_line, value.clone());
+        if !value.steps.is_empty() {
+            self.record(expr.span().start_line, value.clone());
+        }
         Some(value)
     }
 

@@ -88,6 +88,27 @@ fn a_macro_argument_is_local_and_what_is_passed_to_it_is_read() {
 }
 
 #[test]
+fn a_name_for_the_whole_profile_reads_only_what_is_used_through_it() {
+    assert_eq!(
+        keys("{% set user = profile %}{{ user.first_name }}"),
+        projection(&["first_name"])
+    );
+    assert_eq!(
+        keys("{% set user = profile %}{{ user | tojson }}"),
+        ProfileProjection::All
+    );
+}
+
+#[test]
+fn a_context_variable_set_in_a_branch_is_still_read_after_it() {
+    // When the branch is not taken, `profile.tier` is the profile's.
+    assert_eq!(
+        keys("{% if event.x %}{% set profile = {'tier': 1} %}{% endif %}{{ profile.tier }}"),
+        projection(&["tier"])
+    );
+}
+
+#[test]
 fn a_name_set_and_never_used_is_still_read() {
     // It is evaluated, so a projection must fetch it.
     assert_eq!(
