@@ -182,13 +182,18 @@ struct Walker<'s> {
     warned: HashSet<(usize, &'s str)>,
 }
 
+/// Every macro a part defines, at any depth: a call is checked against
+/// them wherever it is.
 fn collect_macros<'s>(stmts: &[Stmt<'s>], into: &mut HashSet<&'s str>) {
     for stmt in stmts {
         match stmt {
             Stmt::Template(t) => collect_macros(&t.children, into),
             Stmt::Macro(m) => {
                 into.insert(m.name);
+                collect_macros(&m.body, into);
             }
+            Stmt::CallBlock(c) => collect_macros(&c.macro_decl.body, into),
+            Stmt::SetBlock(s) => collect_macros(&s.body, into),
             Stmt::ForLoop(l) => {
                 collect_macros(&l.body, into);
                 collect_macros(&l.else_body, into);
@@ -364,15 +369,14 @@ impl<'s> Walker<'s> {
         }
     }
 
-    /// The path a `set` or `with` binds, recorded as read: the value is
-    /// evaluated even if the name is never used. A variable itself
-    /// (`{% set user = profile %}`) is only named, not read: what is read of
-    /// it is recorded where it is used.
+    /// The path a `set` or `with` binds, recorded as read. Not only because
+    /// the value is evaluated even if the name is never used: the walker
+    /// keeps one binding per name in source order, while a template may
+    /// rebind a name in a branch or a loop, or a macro may read a name set
+    /// after it; recording the bound value keeps the projection a superset.
     fn bound_value(&mut self, expr: &Expr<'s>) -> Option<Path> {
         let value = self.value(expr)?;
-        if !value.steps.is_empty() {
-            self.record(expr.span().start_line, value.clone());
-        }
+        self.record(expr.span().start_line, value.clone());
         Some(value)
     }
 

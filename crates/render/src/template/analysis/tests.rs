@@ -88,15 +88,29 @@ fn a_macro_argument_is_local_and_what_is_passed_to_it_is_read() {
 }
 
 #[test]
-fn a_name_for_the_whole_profile_reads_only_what_is_used_through_it() {
-    assert_eq!(
-        keys("{% set user = profile %}{{ user.first_name }}"),
-        projection(&["first_name"])
-    );
-    assert_eq!(
-        keys("{% set user = profile %}{{ user | tojson }}"),
-        ProfileProjection::All
-    );
+fn a_name_bound_to_the_whole_profile_fetches_all_of_it() {
+    // A branch, a loop or a macro may read through the name wherever it
+    // is bound; the walker cannot follow that, so it fetches everything.
+    for source in [
+        "{% set user = profile %}{{ user.first_name }}",
+        "{% set ns = namespace() %}{% set ns.u = profile %}{{ ns.u.first_name }}",
+        "{% set event = profile %}{{ event.first_name }}",
+        "{% set u = profile %}{% if event.x %}{% set u = event.y %}{% endif %}{{ u.a }}",
+        "{% macro m() %}{{ u.a }}{% endmacro %}{% set u = profile %}{{ m() }}",
+    ] {
+        assert_eq!(keys(source), ProfileProjection::All, "{source}");
+    }
+}
+
+#[test]
+fn macros_defined_inside_macros_and_call_blocks_are_known() {
+    let analysis = analyze(
+        PartName::Html,
+        "{% macro o() %}{% macro i() %}x{% endmacro %}{{ i() }}{% endmacro %}{{ o() }}\
+         {% call o() %}{% macro j() %}y{% endmacro %}{{ j() }}{% endcall %}",
+    )
+    .unwrap();
+    assert!(analysis.errors.is_empty(), "{:?}", analysis.errors);
 }
 
 #[test]
