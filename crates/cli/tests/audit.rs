@@ -31,7 +31,7 @@ fn the_audit_reports_reads_schemas_and_unread_fields() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.contains("template spring_sale: 3 renders"),
+        stdout.contains("template spring_sale version 3: 3 renders"),
         "{stdout}"
     );
     assert!(
@@ -39,7 +39,7 @@ fn the_audit_reports_reads_schemas_and_unread_fields() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("\"title\": \"what template spring_sale reads\""),
+        stdout.contains("\"title\": \"what template spring_sale (version 3) reads\""),
         "{stdout}"
     );
     assert!(

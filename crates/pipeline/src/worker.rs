@@ -271,7 +271,8 @@ pub struct WorkerSettings {
     pub mirror: Option<Arc<Mirror>>,
     /// Rollout flags. The worker reads [`PROJECTION_FLAG`]: while it
     /// exists, it decides per batch (by its company, message or first
-    /// recipient) whether profiles are projected.
+    /// recipient) whether profiles are projected; once removed, the
+    /// setting decides again (roll back with 0 percent, not by removing).
     pub flags: Arc<Flags>,
 }
 

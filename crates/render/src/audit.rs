@@ -20,7 +20,8 @@ const COMPUTED_ROOTS: &[&str] = &["now", "unsubscribe_url"];
 /// Reads aggregated over renders, and the profile fields seen.
 #[derive(Debug, Default)]
 pub struct Audit {
-    templates: BTreeMap<String, TemplateAudit>,
+    /// By template name and stored version: versions read differently.
+    templates: BTreeMap<(String, Option<u32>), TemplateAudit>,
     /// Leaf paths of the profiles rendered, with how many profiles have each.
     profile_fields: BTreeMap<String, usize>,
     profiles: HashSet<String>,
@@ -47,7 +48,7 @@ impl Audit {
     pub fn add_render(&mut self, template: &CompiledTemplate, recorder: &AccessRecorder) {
         let entry = self
             .templates
-            .entry(template.name().to_owned())
+            .entry((template.name().to_owned(), template.version()))
             .or_default();
         if entry.renders == 0 {
             entry.may_read = PartName::ALL
@@ -92,7 +93,7 @@ impl Audit {
         let templates: Vec<TemplateReport> = self
             .templates
             .iter()
-            .map(|(name, audit)| audit.report(name))
+            .map(|((name, version), audit)| audit.report(name, *version))
             .collect();
         let read: Vec<&str> = templates
             .iter()
@@ -155,7 +156,7 @@ fn collect_leaves(value: &serde_json::Value, path: &mut String, into: &mut BTree
 }
 
 impl TemplateAudit {
-    fn report(&self, name: &str) -> TemplateReport {
+    fn report(&self, name: &str, version: Option<u32>) -> TemplateReport {
         // The lines reading the path itself; for a path the render stopped
         // at (it was missing), the lines reading inside it.
         let lines = |part: PartName, path: &str| -> Vec<usize> {
@@ -224,9 +225,14 @@ impl TemplateAudit {
         }
         rows.sort_by(|a, b| (&a.path, a.part).cmp(&(&b.path, b.part)));
         rows.dedup_by(|a, b| a.path == b.path && a.part == b.part);
-        let schema = payload_schema(name, self.renders, &rows);
+        let titled = match version {
+            Some(version) => format!("{name} (version {version})"),
+            None => name.to_owned(),
+        };
+        let schema = payload_schema(&titled, self.renders, &rows);
         TemplateReport {
             name: name.to_owned(),
+            version,
             renders: self.renders,
             reads: rows,
             schema,
@@ -247,6 +253,8 @@ pub struct AuditReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct TemplateReport {
     pub name: String,
+    /// The stored version audited; `None` for an inline template.
+    pub version: Option<u32>,
     pub renders: usize,
     pub reads: Vec<ReadRow>,
     /// The minimal payload: what the profile and the request must carry.
@@ -432,9 +440,13 @@ impl AuditReport {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         for template in &self.templates {
+            let version = template
+                .version
+                .map(|v| format!(" version {v}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "template {}: {}",
+                "template {}{version}: {}",
                 template.name,
                 plural(template.renders, "render")
             );

@@ -38,7 +38,8 @@ struct VerifyArgs {
     /// Also write an HTML report with side-by-side diffs here.
     #[arg(long)]
     html: Option<PathBuf>,
-    /// Unexpected differences allowed before the verdict fails.
+    /// Unexpected differences allowed before the verdict fails. It also
+    /// fails when nothing was compared or the canary gave up on a job.
     #[arg(long, default_value_t = 0)]
     max_unexpected: usize,
     /// Leave a part (`subject`, `html`, `links`, …) or a header
@@ -79,13 +80,19 @@ pub fn run(args: &Args) -> Result<Verdict> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(async {
-            let store = EmbeddedStore::open(&db, EmbeddedOptions::default())
-                .with_context(|| format!("cannot open {}", db.display()))?;
+            let store = EmbeddedStore::open(
+                &db,
+                EmbeddedOptions {
+                    attach: true,
+                    ..EmbeddedOptions::default()
+                },
+            )
+            .with_context(|| format!("cannot open {}", db.display()))?;
             verify(&*store, &*store, &ignore)
                 .await
                 .context("cannot read the lanes")
         })?;
-    let failed = found.unexpected > args.max_unexpected;
+    let failed = verdict(&found, args.max_unexpected).is_err();
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&found)?),
         Format::Text => print!("{}", text_report(&found, args.max_unexpected)),
@@ -228,19 +235,38 @@ fn text_report(found: &Verification, max_unexpected: usize) -> String {
             found.diffs.len() - 10
         );
     }
-    let verdict = if found.unexpected > max_unexpected {
-        format!(
-            "FAIL: {} unexpected > {max_unexpected} allowed",
-            found.unexpected
-        )
-    } else {
-        format!(
+    let line = match verdict(found, max_unexpected) {
+        Err(reason) => format!("FAIL: {reason}"),
+        Ok(()) => format!(
             "pass: {} unexpected ≤ {max_unexpected} allowed",
             found.unexpected
-        )
+        ),
     };
-    let _ = writeln!(out, "\n{verdict}");
+    let _ = writeln!(out, "\n{line}");
     out
+}
+
+/// Why the canary fails, if it does: unexpected differences past the
+/// allowed number, jobs the canary gave up on (a candidate that crashes
+/// renders nothing, and must not pass), or nothing compared at all.
+fn verdict(found: &Verification, max_unexpected: usize) -> Result<(), String> {
+    let abandoned = found
+        .missing_canary
+        .iter()
+        .filter(|m| m.abandoned.is_some())
+        .count();
+    if found.unexpected > max_unexpected {
+        Err(format!(
+            "{} unexpected > {max_unexpected} allowed",
+            found.unexpected
+        ))
+    } else if abandoned > 0 {
+        Err(format!("the canary gave up on {abandoned} mirrored jobs"))
+    } else if found.pairs == 0 {
+        Err("nothing was compared: the canary has rendered no mirrored recipient yet".into())
+    } else {
+        Ok(())
+    }
 }
 
 fn label(kind: DiffKind, noise: bool) -> &'static str {

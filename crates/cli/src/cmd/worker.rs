@@ -75,8 +75,14 @@ pub fn run(args: &Args) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(async move {
-            let store = EmbeddedStore::open(&db, EmbeddedOptions::default())
-                .with_context(|| format!("cannot open {}", db.display()))?;
+            let store = EmbeddedStore::open(
+                &db,
+                EmbeddedOptions {
+                    attach: true,
+                    ..EmbeddedOptions::default()
+                },
+            )
+            .with_context(|| format!("cannot open {}", db.display()))?;
             let renderer = Arc::new(
                 Renderer::new(store.clone(), config.tracking, 64, RenderLimits::default())
                     .with_template_versions(versions.clone()),

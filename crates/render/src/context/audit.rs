@@ -65,8 +65,6 @@ pub struct Seen {
     /// Used as a value (printed, tested, measured), not only walked through
     /// to reach what is inside it.
     pub used: bool,
-    /// Enumerated (iterated as a map, serialized): every field inside was read.
-    pub whole: bool,
     /// The JSON types found.
     pub kinds: Vec<JsonKind>,
 }
@@ -97,10 +95,8 @@ impl Default for RecorderState {
 enum Use {
     /// Looked it up, maybe to go further inside.
     Walk,
-    /// Measured or tested it.
+    /// Measured, tested or enumerated it.
     Value,
-    /// Read all of it.
-    Whole,
 }
 
 impl AccessRecorder {
@@ -130,7 +126,6 @@ impl AccessRecorder {
         } else {
             seen.used = true;
         }
-        seen.whole |= how == Use::Whole;
     }
 
     /// Everything recorded so far, leaving the recorder empty.
@@ -312,7 +307,7 @@ impl Object for AuditedNode {
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         match self.node() {
             Some(serde_json::Value::Object(_)) => {
-                self.record(Use::Whole);
+                self.record(Use::Value);
                 self.mapped_key_value_enumerator(|this| {
                     let keys: Vec<String> = match this.node() {
                         Some(serde_json::Value::Object(map)) => map.keys().cloned().collect(),

@@ -54,7 +54,10 @@ pub(crate) async fn put(
     Ok(json(StatusCode::OK, &flag))
 }
 
-/// Removes a flag: it is off from now on.
+/// Removes a flag: it answers off from now on. (The worker reads its
+/// `profile_projection` flag only while it exists; once removed, the
+/// `profile_projection` setting decides again. To turn projection off for
+/// everyone, set the flag to 0 percent.)
 #[utoipa::path(
     delete,
     path = "/v1/flags/{name}",

@@ -115,7 +115,7 @@ impl MirrorQueue for EmbeddedStore {
                 let Some((id, company, request, recipients, attempts)) = taken else {
                     return Ok(None);
                 };
-                match load(inner, &company, &request, &recipients) {
+                match load(inner, &company, &request, &recipients)? {
                     Ok((request, recipients)) => {
                         return Ok(Some(MirrorLease {
                             id,
@@ -202,33 +202,44 @@ fn abandon(inner: &super::Inner, id: u64, reason: &str) -> PortResult<()> {
     })
 }
 
-/// The job's request, read from its stored body, and its recipient indexes.
+/// A job's request and recipient indexes, or why it can never be read.
+type Loaded = Result<(std::sync::Arc<RenderRequest>, Vec<usize>), String>;
+
+/// The job's request, read from its stored body, and its recipient
+/// indexes. A failing read of the file is the outer error: the job is
+/// taken again later, not given up.
 fn load(
     inner: &super::Inner,
     company: &str,
     request: &str,
     recipients: &str,
-) -> Result<(std::sync::Arc<RenderRequest>, Vec<usize>), String> {
+) -> PortResult<Loaded> {
+    let body: Option<(String, Option<u32>)> = inner.db.read(|conn| {
+        conn.prepare_cached(
+            "SELECT request, template_version FROM request_bodies
+             WHERE company_id = ?1 AND request_id = ?2",
+        )
+        .and_then(|mut select| {
+            select
+                .query_row(params![company, request], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()
+        })
+        .or_backend("reading a mirrored request")
+    })?;
+    Ok(parse_job(company, request, recipients, body))
+}
+
+fn parse_job(
+    company: &str,
+    request: &str,
+    recipients: &str,
+    body: Option<(String, Option<u32>)>,
+) -> Loaded {
     let recipients: Vec<usize> = serde_json::from_str(recipients)
         .map_err(|e| format!("recipients of the job do not read: {e}"))?;
     let id = RequestId::parse(request).map_err(|e| format!("request id: {e}"))?;
-    let body: Option<(String, Option<u32>)> = inner
-        .db
-        .read(|conn| {
-            conn.prepare_cached(
-                "SELECT request, template_version FROM request_bodies
-                 WHERE company_id = ?1 AND request_id = ?2",
-            )
-            .and_then(|mut select| {
-                select
-                    .query_row(params![company, request], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
-                    })
-                    .optional()
-            })
-            .or_backend("reading a mirrored request")
-        })
-        .map_err(|e| e.to_string())?;
     let (json, pinned) =
         body.ok_or_else(|| format!("request {company}/{request} is not stored"))?;
     let request = RenderRequest::from_stored(&json, id, pinned)?;

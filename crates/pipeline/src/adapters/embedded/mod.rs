@@ -112,6 +112,11 @@ pub struct EmbeddedOptions {
     /// JSON size. A batch's siblings usually follow it in its lane, so
     /// room for a few requests is enough.
     pub parsed_requests_bytes: usize,
+    /// Open a store another process serves (a canary lane worker, `canary
+    /// verify`): its schema is never migrated (another version is refused,
+    /// so a newer candidate build cannot change production's file), and
+    /// its queue is not loaded, since this process leases no batch.
+    pub attach: bool,
 }
 
 impl Default for EmbeddedOptions {
@@ -123,6 +128,7 @@ impl Default for EmbeddedOptions {
             retry_backoff: Duration::from_secs(1),
             lease_timeout: Duration::from_secs(60),
             parsed_requests_bytes: 32 << 20,
+            attach: false,
         }
     }
 }
@@ -172,8 +178,12 @@ impl EmbeddedStore {
                 "lease_timeout must be longer than zero".into(),
             ));
         }
-        let mut writer = schema::open_writer(path)?;
-        let scheduler = queue::restore(&mut writer)?;
+        let mut writer = schema::open_writer(path, options.attach)?;
+        let scheduler = if options.attach {
+            Scheduler::default()
+        } else {
+            queue::restore(&mut writer)?
+        };
         let db = Db {
             path: path.to_owned(),
             writer: Mutex::new(writer),

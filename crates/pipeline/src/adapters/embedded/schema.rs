@@ -162,7 +162,7 @@ const MIGRATIONS: [(&str, &str); 3] = [
 
 /// Opens the writer connection: WAL, foreign keys, and the schema migrated
 /// to [`SCHEMA_VERSION`].
-pub(super) fn open_writer(path: &Path) -> PortResult<Connection> {
+pub(super) fn open_writer(path: &Path, attach: bool) -> PortResult<Connection> {
     let mut conn = open(path, OpenFlags::default())?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -188,7 +188,20 @@ pub(super) fn open_writer(path: &Path) -> PortResult<Connection> {
         .or_backend("limiting the log file's size")?;
     conn.pragma_update(None, "foreign_keys", true)
         .or_backend("enabling foreign keys")?;
-    migrate(&mut conn, path)?;
+    if attach {
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .or_backend("reading the schema version")?;
+        if version != SCHEMA_VERSION {
+            return Err(Error::Invalid(format!(
+                "store {} has schema version {version} and this build {SCHEMA_VERSION}: a process \
+                 attached to another's store never migrates it; run a build of the same schema",
+                path.display()
+            )));
+        }
+    } else {
+        migrate(&mut conn, path)?;
+    }
     Ok(conn)
 }
 

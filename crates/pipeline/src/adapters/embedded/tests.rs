@@ -516,3 +516,46 @@ async fn an_unknown_stored_state_is_named_with_its_column() {
     assert!(error.contains("requests.priority"), "{error}");
     assert!(error.contains("\"urgent\""), "{error}");
 }
+
+/// A process attached to another's store (a canary lane worker) leases
+/// none of its batches and never migrates its schema.
+#[tokio::test]
+async fn an_attached_store_leaves_the_queue_and_the_schema_alone() {
+    let (dir, store) = fresh();
+    let path = dir.path().join("pipeline.db");
+    store
+        .submit(sample_request("acme", "req-1", Priority::Normal, 3))
+        .await
+        .expect("submit");
+    let attached = EmbeddedStore::open(
+        &path,
+        EmbeddedOptions {
+            attach: true,
+            ..options()
+        },
+    )
+    .expect("attach");
+    assert!(
+        attached
+            .lease(Duration::ZERO)
+            .await
+            .expect("lease")
+            .is_none()
+    );
+    assert!(store.lease(Duration::ZERO).await.expect("lease").is_some());
+    drop(attached);
+
+    let conn = rusqlite::Connection::open(&path).expect("open file");
+    conn.pragma_update(None, "user_version", 2)
+        .expect("set version");
+    drop(conn);
+    let error = EmbeddedStore::open(
+        &path,
+        EmbeddedOptions {
+            attach: true,
+            ..options()
+        },
+    )
+    .expect_err("another schema version is refused");
+    assert!(error.to_string().contains("never migrates it"), "{error}");
+}
