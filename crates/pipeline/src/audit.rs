@@ -3,7 +3,6 @@
 //! their company's audit, which the API serves.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use artifact_render::audit::{Audit, AuditReport};
@@ -67,14 +66,13 @@ impl TrafficAudit {
     /// Whether recipient `recipient` of `request` is audited: the same
     /// recipients on every run of this build, so a rerun audits them again.
     pub fn picks(&self, request: &RenderRequest, recipient: &RecipientId) -> bool {
-        if self
-            .lock()
-            .get(request.company_id())
-            .is_some_and(|company| company.renders >= MAX_AUDITED_RENDERS)
-        {
-            return false;
-        }
+        // The hash first: most recipients are not sampled, and they never
+        // touch the lock.
         in_sample(self.sample, request.request_id(), recipient)
+            && !self
+                .lock()
+                .get(request.company_id())
+                .is_some_and(|company| company.renders >= MAX_AUDITED_RENDERS)
     }
 
     /// Adds one audited render of `prepared` for profile `profile_id`.
@@ -112,9 +110,9 @@ impl TrafficAudit {
 }
 
 fn in_sample(sample: f64, request: &RequestId, recipient: &RecipientId) -> bool {
-    let mut hasher = std::hash::DefaultHasher::new();
-    (request.as_str(), recipient.as_str()).hash(&mut hasher);
-    (hasher.finish() as f64 / u64::MAX as f64) < sample
+    // The canary's hash, fixed across builds; the audit's own key, so the
+    // audited recipients are not the canary's.
+    crate::canary::position(&["audit", request.as_str(), recipient.as_str()]) < sample
 }
 
 /// Renders `recipient` audited into `audit` when it is in the sample, plainly

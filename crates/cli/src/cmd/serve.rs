@@ -233,7 +233,8 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
             lanes,
             config.canary.queue_capacity,
             store.clone(),
-            store.clone(),
+            // With the `store` sink, production's artifacts are there already.
+            (settings.sink != SinkSpec::Store).then(|| store.clone() as Arc<dyn ArtifactSink>),
             metrics.clone(),
         )
         .map_err(anyhow::Error::msg)?;

@@ -110,7 +110,9 @@ pub struct Mirror {
     lanes: Vec<Lane>,
     capacity: usize,
     queue: Arc<dyn MirrorQueue>,
-    store: Arc<dyn ArtifactSink>,
+    /// Where production's artifacts of the sampled recipients are kept;
+    /// `None` when production's own sink already keeps them there.
+    store: Option<Arc<dyn ArtifactSink>>,
     in_flight: Arc<Semaphore>,
     metrics: Arc<Metrics>,
 }
@@ -128,13 +130,14 @@ impl std::fmt::Debug for Mirror {
 impl Mirror {
     /// Mirrors `sample` of production to `lanes` (canary, control), at
     /// most `capacity` jobs waiting per lane; production's artifacts of
-    /// the sampled recipients go to `store`.
+    /// the sampled recipients are written to `store`, unless it is `None`
+    /// because production's sink is that store already.
     pub fn new(
         sample: CanarySample,
         lanes: Vec<Lane>,
         capacity: usize,
         queue: Arc<dyn MirrorQueue>,
-        store: Arc<dyn ArtifactSink>,
+        store: Option<Arc<dyn ArtifactSink>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
         sample.check()?;
@@ -184,9 +187,10 @@ impl Mirror {
         let (lanes, capacity, prepared) = (self.lanes.clone(), self.capacity, prepared.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(error) = store
-                .write(Lane::Production, prepared, sampled.into())
-                .await
+            if let Some(store) = store
+                && let Err(error) = store
+                    .write(Lane::Production, prepared, sampled.into())
+                    .await
             {
                 warn!(%error, "cannot keep the sampled production artifacts; not mirrored");
                 for lane in &lanes {

@@ -159,7 +159,8 @@ async fn run_lanes(
         vec![Lane::Canary, Lane::Control],
         10_000,
         store.clone(),
-        store.clone(),
+        // Production's sink discards: the mirror keeps the sample.
+        Some(store.clone()),
         metrics.clone(),
     )
     .unwrap();
@@ -311,7 +312,8 @@ async fn a_full_mirror_queue_skips_and_counts_and_production_finishes() {
         vec![Lane::Canary],
         1,
         store.clone(),
-        store.clone(),
+        // Production's sink is the store: it keeps the sample itself.
+        None,
         metrics.clone(),
     )
     .unwrap();

@@ -105,7 +105,7 @@ pub struct Verification {
     /// Sampled recipients the canary has not rendered (waiting) or gave
     /// up on (with the reason).
     pub missing_canary: Vec<Unmirrored>,
-    /// Whether a control copy was there to tell noise from regressions.
+    /// Pairs that also had a control copy to tell noise from regressions.
     pub control_pairs: usize,
 }
 

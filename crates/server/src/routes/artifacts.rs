@@ -37,7 +37,8 @@ fn store(state: &AppState) -> Result<&Arc<dyn ArtifactStore>, ApiError> {
 
 fn lane(params: &Params) -> Result<Lane, ApiError> {
     match params.get("lane") {
-        None => Ok(Lane::Production),
+        // `primary` is what the production lane was called before.
+        None | Some("primary") => Ok(Lane::Production),
         Some(name) => Lane::parse(name).ok_or_else(|| {
             ApiError::bad_parameter(
                 "lane",

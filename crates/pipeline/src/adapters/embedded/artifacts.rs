@@ -163,27 +163,28 @@ impl ArtifactStore for EmbeddedStore {
         self.run(move |inner| {
             let doing = "listing a lane's artifacts";
             inner.db.read(|conn| {
-                // The primary key's order, which starts with the company
-                // and the request; `lane` is fixed, so the row value
-                // comparison pages through it.
+                // In the primary key's order, and after `after` by the whole
+                // key (its lane is this one), so each page seeks in the key
+                // instead of scanning from the start.
                 let mut select = conn
                     .prepare_cached(
                         "SELECT artifact FROM artifacts
                          WHERE lane = ?1
-                           AND (?2 IS NULL
-                                OR (company_id, request_id, recipient_id, channel)
-                                   > (?2, ?3, ?4, ?5))
-                         ORDER BY company_id, request_id, recipient_id, channel LIMIT ?6",
+                           AND (company_id, request_id, lane, recipient_id, channel)
+                               > (?2, ?3, ?1, ?4, ?5)
+                         ORDER BY company_id, request_id, lane, recipient_id, channel LIMIT ?6",
                     )
                     .or_backend(doing)?;
+
                 let rows = select
                     .query_map(
                         params![
                             lane.as_str(),
-                            after.as_ref().map(|k| k.company_id.as_str()),
-                            after.as_ref().map(|k| k.request_id.as_str()),
-                            after.as_ref().map(|k| k.recipient_id.as_str()),
-                            after.as_ref().map(|k| k.channel.as_str()),
+                            // Ids are never empty: "" is before every key.
+                            after.as_ref().map_or("", |k| k.company_id.as_str()),
+                            after.as_ref().map_or("", |k| k.request_id.as_str()),
+                            after.as_ref().map_or("", |k| k.recipient_id.as_str()),
+                            after.as_ref().map_or("", |k| k.channel.as_str()),
                             to_sql_int(limit)
                         ],
                         |row| row.get::<_, String>(0),

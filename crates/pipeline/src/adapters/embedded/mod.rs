@@ -6,7 +6,7 @@
 //! the file at [`EmbeddedStore::open`]; see `queue.rs`.
 //!
 //! rusqlite blocks, so every call runs on tokio's blocking pool. Writes go
-//! through one connection behind a mutex (SQLite has one writer anyway);
+//! through one connection behind a mutex (SQLite has one writer at a time);
 //! reads use a small pool of reader connections, which WAL lets run beside
 //! the writer, so a profile fetch never queues behind an artifact write.
 //! Transactions begin `IMMEDIATE`: a canary worker in another process may

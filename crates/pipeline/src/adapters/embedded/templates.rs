@@ -25,8 +25,10 @@ impl TemplateStore for EmbeddedStore {
             let doing = format!("storing template {:?}", id.as_str());
             let created_at = Timestamp::now();
             let version = inner.db.write(|conn| {
-                // The writer connection is the only writer, so reading the
-                // latest version and inserting the next cannot race.
+                // An immediate transaction holds the file's write lock from
+                // its start, so reading the latest version and inserting
+                // the next cannot race another writer, in this process or
+                // another.
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .or_backend(&doing)?;
