@@ -69,10 +69,10 @@ impl TrafficAudit {
         // The hash first: most recipients are not sampled, and they never
         // touch the lock.
         in_sample(self.sample, request.request_id(), recipient)
-            && !self
+            && self
                 .lock()
                 .get(request.company_id())
-                .is_some_and(|company| company.renders >= MAX_AUDITED_RENDERS)
+                .is_none_or(|company| company.renders < MAX_AUDITED_RENDERS)
     }
 
     /// Adds one audited render of `prepared` for profile `profile_id`.
