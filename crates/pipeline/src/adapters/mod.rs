@@ -3,3 +3,87 @@
 //! tests in [`crate::contract`].
 
 pub mod embedded;
+pub mod postgres;
+
+use jiff::Timestamp;
+
+use crate::{Error, PortResult};
+
+/// Maps a failed store call to [`Error::Backend`], naming what was being done.
+pub(crate) trait OrBackend<T> {
+    fn or_backend(self, doing: &str) -> PortResult<T>;
+}
+
+impl<T, E> OrBackend<T> for Result<T, E>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn or_backend(self, doing: &str) -> PortResult<T> {
+        self.map_err(|e| Error::backend(doing, e))
+    }
+}
+
+/// A timestamp as stored: RFC 3339 in UTC with exactly nine fractional
+/// digits, so that SQL compares and orders the text as it would the times.
+pub(crate) fn timestamp_text(at: Timestamp) -> String {
+    format!("{at:.9}")
+}
+
+/// The serde name of a unit variant (`"high"`, `"done"`): the one spelling
+/// the API, the request JSON and this store share.
+pub(crate) fn variant_name<T: serde::Serialize>(value: &T) -> PortResult<String> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => Ok(name),
+        Ok(other) => Err(Error::backend(
+            "naming a variant",
+            format!("not a name: {other}"),
+        )),
+        Err(e) => Err(Error::backend("naming a variant", e)),
+    }
+}
+
+/// The variant a stored name (see [`variant_name`]) stands for.
+pub(crate) fn parse_variant<T: serde::de::DeserializeOwned>(
+    text: &str,
+    column: &str,
+) -> PortResult<T> {
+    let name = serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text);
+    T::deserialize(name).map_err(|e| Error::backend(format!("reading column {column} {text:?}"), e))
+}
+
+/// Reads a timestamp column written by [`timestamp_text`].
+pub(crate) fn parse_timestamp(text: &str, column: &str) -> PortResult<Timestamp> {
+    text.parse()
+        .map_err(|e| Error::backend(format!("reading column {column} {text:?}"), e))
+}
+
+/// Each profile's properties as JSON text, in order, once every one of them
+/// is an object: a bad profile is named and nothing is written.
+pub(crate) fn check_properties(
+    profiles: &[(artifact_render::request::ProfileId, serde_json::Value)],
+) -> PortResult<Vec<String>> {
+    profiles
+        .iter()
+        .map(|(id, properties)| {
+            if !properties.is_object() {
+                return Err(Error::Invalid(format!(
+                    "profile {:?}: properties must be a JSON object, not {}",
+                    id.as_str(),
+                    json_kind(properties)
+                )));
+            }
+            serde_json::to_string(properties).or_backend("serializing a profile")
+        })
+        .collect()
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}

@@ -30,10 +30,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use jiff::Timestamp;
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+use crate::adapters::{OrBackend, parse_timestamp, parse_variant, timestamp_text, variant_name};
 use crate::{Error, PortResult};
 use scheduler::Scheduler;
 
@@ -278,52 +278,6 @@ impl Db {
         }
         result
     }
-}
-
-/// Maps a failed store call to [`Error::Backend`], naming what was being done.
-trait OrBackend<T> {
-    fn or_backend(self, doing: &str) -> PortResult<T>;
-}
-
-impl<T, E> OrBackend<T> for Result<T, E>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    fn or_backend(self, doing: &str) -> PortResult<T> {
-        self.map_err(|e| Error::backend(doing, e))
-    }
-}
-
-/// Parses a timestamp column; they are written with `Timestamp`'s
-/// `Display`, RFC 3339 in UTC, which sorts and reads well in the file.
-/// A timestamp as stored: RFC 3339 in UTC with exactly nine fractional
-/// digits, so that SQL compares and orders the text as it would the times.
-fn timestamp_text(at: Timestamp) -> String {
-    format!("{at:.9}")
-}
-
-/// The serde name of a unit variant (`"high"`, `"done"`): the one spelling
-/// the API, the request JSON and this store share.
-fn variant_name<T: serde::Serialize>(value: &T) -> PortResult<String> {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => Ok(name),
-        Ok(other) => Err(Error::backend(
-            "naming a variant",
-            format!("not a name: {other}"),
-        )),
-        Err(e) => Err(Error::backend("naming a variant", e)),
-    }
-}
-
-/// The variant a stored name (see [`variant_name`]) stands for.
-fn parse_variant<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> PortResult<T> {
-    let name = serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text);
-    T::deserialize(name).map_err(|e| Error::backend(format!("reading column {column} {text:?}"), e))
-}
-
-fn parse_timestamp(text: &str, column: &str) -> PortResult<Timestamp> {
-    text.parse()
-        .map_err(|e| Error::backend(format!("reading column {column} {text:?}"), e))
 }
 
 /// An unsigned count or sequence as SQLite's signed integer, saturating:

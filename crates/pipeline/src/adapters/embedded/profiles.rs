@@ -70,18 +70,9 @@ impl ProfileStore for EmbeddedStore {
         profiles: Vec<(ProfileId, serde_json::Value)>,
     ) -> PortResult<()> {
         // Check everything first: a bad profile writes nothing.
-        let mut rows = Vec::with_capacity(profiles.len());
-        for (id, properties) in &profiles {
-            if !properties.is_object() {
-                return Err(Error::Invalid(format!(
-                    "profile {:?}: properties must be a JSON object, not {}",
-                    id.as_str(),
-                    json_kind(properties)
-                )));
-            }
-            let text = serde_json::to_string(properties).or_backend("serializing a profile")?;
-            rows.push((id.clone(), text));
-        }
+        let texts = crate::adapters::check_properties(&profiles)?;
+        let rows: Vec<(ProfileId, String)> =
+            profiles.into_iter().map(|(id, _)| id).zip(texts).collect();
         let company = company.clone();
         self.run(move |inner| {
             let doing = "writing profiles";
@@ -108,16 +99,5 @@ impl ProfileStore for EmbeddedStore {
             })
         })
         .await
-    }
-}
-
-fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
     }
 }

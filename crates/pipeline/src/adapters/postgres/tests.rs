@@ -1,0 +1,115 @@
+//! The port contract on a real PostgreSQL: the one on this machine's
+//! standard port (`ARTIFACT_TEST_POSTGRES_URL` to use another). Each test
+//! gets a schema of its own. Where no server answers, the tests say they
+//! were skipped, except in CI (`CI` set), where they fail.
+
+use std::sync::Arc;
+
+use super::{PostgresOptions, PostgresStore};
+use crate::contract;
+
+fn url() -> String {
+    std::env::var("ARTIFACT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A store in a fresh schema named after the test, or `None` (said aloud)
+/// when no server answers outside CI.
+async fn fresh(test: &str) -> Option<(Arc<PostgresStore>, String)> {
+    let schema = format!("t_{test}_{}", std::process::id());
+    let options = PostgresOptions {
+        url: url(),
+        schema: Some(schema.clone()),
+        max_connections: 4,
+    };
+    // A schema left by an earlier run of the same process id.
+    let store = match PostgresStore::connect(&options).await {
+        Ok(store) => store,
+        Err(error) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "skipped {test}: PostgreSQL not reachable at {} ({error})",
+                url()
+            );
+            return None;
+        }
+        Err(error) => panic!("PostgreSQL must be reachable at {} in CI: {error}", url()),
+    };
+    let client = store.client().await.expect("client");
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await
+        .expect("reset schema");
+    drop(client);
+    store.migrate(Some(&schema)).await.expect("migrate");
+    Some((store, schema))
+}
+
+async fn drop_schema(store: &PostgresStore, schema: &str) {
+    if let Ok(client) = store.client().await {
+        let _ = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await;
+    }
+}
+
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let Some((store, schema)) = fresh(stringify!($name)).await else {
+                    return;
+                };
+                contract::$name(&*store).await;
+                drop_schema(&store, &schema).await;
+            }
+        )*
+    };
+}
+
+contract_tests!(
+    profiles_fetch_returns_only_existing_ids,
+    profiles_fetch_projects_top_level_keys,
+    profiles_are_tenant_scoped,
+    profiles_put_rejects_non_objects,
+    templates_versions_increment,
+    templates_are_tenant_scoped,
+);
+
+#[tokio::test]
+async fn template_versions_are_numbered_one_at_a_time_under_concurrent_puts() {
+    use artifact_render::request::TemplateId;
+    use artifact_render::template::{Channel, TemplateParts};
+
+    use crate::TemplateStore;
+
+    let Some((store, schema)) = fresh("concurrent_puts").await else {
+        return;
+    };
+    let company = contract::company("acme");
+    let id = TemplateId::parse("welcome").unwrap();
+    let puts = (0..8).map(|n| {
+        let (store, company, id) = (store.clone(), company.clone(), id.clone());
+        tokio::spawn(async move {
+            let parts = TemplateParts {
+                sms: Some(format!("v{n}")),
+                ..TemplateParts::default()
+            };
+            store
+                .put(&company, &id, Channel::Sms, parts)
+                .await
+                .unwrap()
+                .version
+        })
+    });
+    let mut versions = Vec::new();
+    for put in puts {
+        versions.push(put.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=8).collect::<Vec<u32>>());
+    assert_eq!(store.versions(&company, &id).await.unwrap(), versions);
+    drop_schema(&store, &schema).await;
+}
