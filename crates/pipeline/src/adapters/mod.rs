@@ -87,3 +87,31 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
         serde_json::Value::Object(_) => "an object",
     }
 }
+
+/// Each artifact as JSON, in order, once every one of them belongs to
+/// `request`: a store keys rows by the artifact's own ids, and refusing
+/// one that names another request keeps a worker bug from writing across
+/// tenants.
+pub(crate) fn check_artifacts(
+    request: &artifact_render::RenderRequest,
+    artifacts: &[artifact_render::Artifact],
+) -> PortResult<Vec<String>> {
+    artifacts
+        .iter()
+        .map(|artifact| {
+            if artifact.company_id != *request.company_id()
+                || artifact.request_id != *request.request_id()
+            {
+                return Err(Error::Invalid(format!(
+                    "artifact for recipient {:?} belongs to request {}/{}, not {}/{}",
+                    artifact.recipient_id.as_str(),
+                    artifact.company_id,
+                    artifact.request_id,
+                    request.company_id(),
+                    request.request_id()
+                )));
+            }
+            serde_json::to_string(artifact).or_backend("serializing an artifact")
+        })
+        .collect()
+}

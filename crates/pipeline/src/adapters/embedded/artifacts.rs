@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{EmbeddedStore, OrBackend, to_sql_int};
-use crate::{ArtifactKey, ArtifactSink, ArtifactStore, Error, Lane, PortResult};
+use crate::{ArtifactKey, ArtifactSink, ArtifactStore, Lane, PortResult};
 
 #[async_trait]
 impl ArtifactSink for EmbeddedStore {
@@ -22,26 +22,12 @@ impl ArtifactSink for EmbeddedStore {
     ) -> PortResult<()> {
         self.run(move |inner| {
             let request = prepared.request();
-            let mut rows = Vec::with_capacity(artifacts.len());
-            for artifact in artifacts.iter() {
-                // Keyed by the artifact's own ids; refuse one that names
-                // another request, so a worker bug cannot write across
-                // tenants.
-                if artifact.company_id != *request.company_id()
-                    || artifact.request_id != *request.request_id()
-                {
-                    return Err(Error::Invalid(format!(
-                        "artifact for recipient {:?} belongs to request {}/{}, not {}/{}",
-                        artifact.recipient_id.as_str(),
-                        artifact.company_id,
-                        artifact.request_id,
-                        request.company_id(),
-                        request.request_id()
-                    )));
-                }
-                let json = serde_json::to_string(artifact).or_backend("serializing an artifact")?;
-                rows.push((artifact.recipient_id.as_str(), artifact.channel, json));
-            }
+            let json = crate::adapters::check_artifacts(request, &artifacts)?;
+            let rows: Vec<_> = artifacts
+                .iter()
+                .zip(json)
+                .map(|(artifact, json)| (artifact.recipient_id.as_str(), artifact.channel, json))
+                .collect();
             let (company, request_id) = (request.company_id(), request.request_id());
             let doing = format!("writing artifacts of request {company}/{request_id}");
             inner.db.write(|conn| {

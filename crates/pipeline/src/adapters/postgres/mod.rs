@@ -1,11 +1,12 @@
 //! The PostgreSQL adapter, for the scaled-out mode: profiles as JSONB,
 //! fetched in one `= ANY($2)` query per batch and projected in the
-//! database to the keys a template reads; template versions.
+//! database to the keys a template reads; template versions; artifacts.
 //!
 //! Every query names its company. The schema is created (idempotently,
 //! under an advisory lock, so many processes may start at once) when the
 //! store connects.
 
+mod artifacts;
 mod profiles;
 mod templates;
 #[cfg(test)]
@@ -44,12 +45,22 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-const SCHEMA: &str = "
+const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS profiles (
     company_id TEXT NOT NULL,
     profile_id TEXT NOT NULL,
     properties JSONB NOT NULL,
     PRIMARY KEY (company_id, profile_id)
+);
+-- Text columns compare bytewise (COLLATE "C"), as ids do in Rust.
+CREATE TABLE IF NOT EXISTS artifacts (
+    company_id TEXT COLLATE "C" NOT NULL,
+    request_id TEXT COLLATE "C" NOT NULL,
+    lane TEXT COLLATE "C" NOT NULL,
+    recipient_id TEXT COLLATE "C" NOT NULL,
+    channel TEXT COLLATE "C" NOT NULL,
+    artifact TEXT NOT NULL,
+    PRIMARY KEY (company_id, request_id, lane, recipient_id, channel)
 );
 CREATE TABLE IF NOT EXISTS templates (
     company_id TEXT NOT NULL,
@@ -60,7 +71,7 @@ CREATE TABLE IF NOT EXISTS templates (
     created_at TEXT NOT NULL,
     PRIMARY KEY (company_id, template_id, version)
 );
-";
+"#;
 
 impl PostgresStore {
     /// Connects and creates the tables that are missing.

@@ -76,6 +76,10 @@ contract_tests!(
     profiles_put_rejects_non_objects,
     templates_versions_increment,
     templates_are_tenant_scoped,
+    artifacts_overwrite_on_redelivery,
+    artifacts_list_pages_by_recipient,
+    artifacts_list_lane_pages_across_companies,
+    artifacts_are_tenant_scoped,
 );
 
 #[tokio::test]
