@@ -340,6 +340,19 @@ pub struct ArtifactKey {
     pub lane: Lane,
 }
 
+impl ArtifactKey {
+    /// The key `artifact` is stored under in `lane`.
+    pub fn of(artifact: &Artifact, lane: Lane) -> Self {
+        Self {
+            company_id: artifact.company_id.clone(),
+            request_id: artifact.request_id.clone(),
+            recipient_id: artifact.recipient_id.clone(),
+            channel: artifact.channel,
+            lane,
+        }
+    }
+}
+
 /// Artifacts kept for lookup (the API) and for the canary comparison.
 #[async_trait]
 pub trait ArtifactStore: ArtifactSink {

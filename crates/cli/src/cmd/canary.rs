@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
 use artifact_pipeline::canary::verify::{ArtifactDiff, DiffKind, Ignore, Verification, verify};
 use similar::{ChangeTag, TextDiff};
 
@@ -68,26 +67,12 @@ pub fn run(args: &Args) -> Result<Verdict> {
         .map(|rule| Ignore::parse(rule))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    let db = args.data_dir.join("artifact.db");
-    if !db.exists() {
-        bail!(
-            "no store at {}: give the data dir of the mirrored `artifact serve`",
-            db.display()
-        );
-    }
     let found = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
         .block_on(async {
-            let store = EmbeddedStore::open(
-                &db,
-                EmbeddedOptions {
-                    attach: true,
-                    ..EmbeddedOptions::default()
-                },
-            )
-            .with_context(|| format!("cannot open {}", db.display()))?;
+            let store = super::worker::open_attached(&args.data_dir)?;
             verify(&*store, &*store, &ignore)
                 .await
                 .context("cannot read the lanes")

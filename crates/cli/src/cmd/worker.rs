@@ -4,7 +4,7 @@
 //! another build; it never sends anything.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -44,6 +44,26 @@ pub struct Args {
     metrics_listen: Option<std::net::SocketAddr>,
 }
 
+/// The store of the `artifact serve` running on `data_dir`, attached: its
+/// schema is never migrated and its queue not loaded.
+pub(crate) fn open_attached(data_dir: &Path) -> Result<Arc<EmbeddedStore>> {
+    let db = data_dir.join("artifact.db");
+    if !db.exists() {
+        bail!(
+            "no store at {}: give the data dir of the `artifact serve` whose traffic is mirrored",
+            db.display()
+        );
+    }
+    EmbeddedStore::open(
+        &db,
+        EmbeddedOptions {
+            attach: true,
+            ..EmbeddedOptions::default()
+        },
+    )
+    .with_context(|| format!("cannot open {}", db.display()))
+}
+
 pub fn run(args: &Args) -> Result<()> {
     let lane = match Lane::parse(&args.lane) {
         Some(lane @ (Lane::Canary | Lane::Control)) => lane,
@@ -63,26 +83,12 @@ pub fn run(args: &Args) -> Result<()> {
         .collect::<Result<_, _>>()
         .map_err(anyhow::Error::msg)?;
     let config = Config::load(args.config.as_deref(), |name| std::env::var(name).ok())?;
-    let db = args.data_dir.join("artifact.db");
-    if !db.exists() {
-        bail!(
-            "no store at {}: the lane renders what an `artifact serve` with this data dir mirrors",
-            db.display()
-        );
-    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
         .block_on(async move {
-            let store = EmbeddedStore::open(
-                &db,
-                EmbeddedOptions {
-                    attach: true,
-                    ..EmbeddedOptions::default()
-                },
-            )
-            .with_context(|| format!("cannot open {}", db.display()))?;
+            let store = open_attached(&args.data_dir)?;
             let renderer = Arc::new(
                 Renderer::new(store.clone(), config.tracking, 64, RenderLimits::default())
                     .with_template_versions(versions.clone()),

@@ -95,9 +95,13 @@ impl CanarySample {
     /// Whether recipient `recipient_id` of `request` is in the sample: the
     /// same answer on every run and in every build.
     pub fn picks(&self, request: &RenderRequest, recipient_id: &str) -> bool {
-        let fraction = self.fraction_for(request);
-        fraction > 0.0 && position(&[request.request_id().as_str(), recipient_id]) < fraction
+        drawn(self.fraction_for(request), request, recipient_id)
     }
+}
+
+/// Whether `recipient_id` of `request` falls in a sample of `fraction`.
+fn drawn(fraction: f64, request: &RenderRequest, recipient_id: &str) -> bool {
+    fraction > 0.0 && position(&[request.request_id().as_str(), recipient_id]) < fraction
 }
 
 /// Mirror writes in flight at once; past it, a batch's sample is skipped.
@@ -164,10 +168,15 @@ impl Mirror {
     /// passed to production.
     pub fn offer(&self, prepared: &Arc<PreparedRequest>, artifacts: &[Artifact], first: usize) {
         let request = prepared.request();
+        // Once per batch, not per recipient: the fraction is the request's.
+        let fraction = self.sample.fraction_for(request);
+        if fraction <= 0.0 {
+            return;
+        }
         let (indexes, sampled): (Vec<usize>, Vec<Artifact>) = artifacts
             .iter()
             .enumerate()
-            .filter(|(_, artifact)| self.sample.picks(request, artifact.recipient_id.as_str()))
+            .filter(|(_, artifact)| drawn(fraction, request, artifact.recipient_id.as_str()))
             .map(|(offset, artifact)| (first + offset, artifact.clone()))
             .unzip();
         if indexes.is_empty() {

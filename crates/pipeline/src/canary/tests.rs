@@ -40,8 +40,10 @@ fn the_same_recipients_are_sampled_every_time_near_the_fraction() {
         .map(|r| sample.picks(&request, r.recipient_id.as_str()))
         .collect();
     assert_eq!(picked, again);
-    // Fixed across builds: this value is what every build computes.
-    assert_eq!(position(&["req-1", "r1"]), position(&["req-1", "r1"]));
+    // Fixed across builds and platforms: pinned, so a change of hash that
+    // would move every sample shows here.
+    assert_eq!(position(&["req-1", "r1"]), 0.23085302489153747);
+    assert_eq!(position(&["req-1", "r2"]), 0.08423205527578881);
     assert_ne!(position(&["ab", "c"]), position(&["a", "bc"]));
 }
 
@@ -111,6 +113,56 @@ fn news(subject: &str, currency: &str) -> TemplateParts {
     }
 }
 
+/// `workers` production workers on `store` that mirror every recipient to
+/// `lanes`, at most `capacity` jobs waiting per lane. They write to `sink`,
+/// and the mirror keeps production's sampled artifacts in the store; with
+/// no `sink` they write to the store, which then holds them already.
+fn mirroring_production(
+    store: &Arc<EmbeddedStore>,
+    lanes: Vec<Lane>,
+    capacity: usize,
+    sink: Option<Arc<dyn crate::ArtifactSink>>,
+    workers: usize,
+    metrics: &Arc<Metrics>,
+) -> WorkerPool {
+    let sample = CanarySample {
+        fraction: 1.0,
+        ..CanarySample::default()
+    };
+    let keep = sink
+        .is_some()
+        .then(|| store.clone() as Arc<dyn crate::ArtifactSink>);
+    let sink = sink.unwrap_or_else(|| store.clone());
+    let mirror = Mirror::new(
+        sample,
+        lanes,
+        capacity,
+        store.clone(),
+        keep,
+        metrics.clone(),
+    )
+    .unwrap();
+    WorkerPool::start(
+        WorkerSettings {
+            mirror: Some(Arc::new(mirror)),
+            ..WorkerSettings::new(workers)
+        },
+        WorkerPorts {
+            queue: store.clone(),
+            profiles: store.clone(),
+            sink,
+            responses: store.clone(),
+        },
+        Arc::new(crate::worker::Renderer::new(
+            store.clone(),
+            None,
+            16,
+            Default::default(),
+        )),
+        metrics.clone(),
+    )
+}
+
 /// Production (mirroring everything) and a canary lane worker whose
 /// renderer renders `candidate_version` of template `news`, over one store
 /// holding versions 1 (which requests name), 2 (a changed filter) and 3 (a
@@ -150,38 +202,14 @@ async fn run_lanes(
     ProfileStore::put(&*store, &acme, profiles).await.unwrap();
 
     let metrics = Arc::new(Metrics::default());
-    let sample = CanarySample {
-        fraction: 1.0,
-        ..CanarySample::default()
-    };
-    let mirror = Mirror::new(
-        sample,
+    // Production's sink discards: the mirror keeps the sample.
+    let production = mirroring_production(
+        &store,
         vec![Lane::Canary, Lane::Control],
         10_000,
-        store.clone(),
-        // Production's sink discards: the mirror keeps the sample.
-        Some(store.clone()),
-        metrics.clone(),
-    )
-    .unwrap();
-    let production = WorkerPool::start(
-        WorkerSettings {
-            mirror: Some(Arc::new(mirror)),
-            ..WorkerSettings::new(2)
-        },
-        WorkerPorts {
-            queue: store.clone(),
-            profiles: store.clone(),
-            sink: Arc::new(crate::sinks::DiscardSink::default()),
-            responses: store.clone(),
-        },
-        Arc::new(crate::worker::Renderer::new(
-            store.clone(),
-            None,
-            16,
-            Default::default(),
-        )),
-        metrics.clone(),
+        Some(Arc::new(crate::sinks::DiscardSink::default())),
+        2,
+        &metrics,
     );
     let versions: HashMap<TemplateId, u32> = candidate_version
         .map(|v| (id.clone(), v))
@@ -303,40 +331,9 @@ async fn a_full_mirror_queue_skips_and_counts_and_production_finishes() {
         .await
         .unwrap();
     let metrics = Arc::new(Metrics::default());
-    let sample = CanarySample {
-        fraction: 1.0,
-        ..CanarySample::default()
-    };
-    // Room for one job, and no lane worker to take it.
-    let mirror = Mirror::new(
-        sample,
-        vec![Lane::Canary],
-        1,
-        store.clone(),
-        // Production's sink is the store: it keeps the sample itself.
-        None,
-        metrics.clone(),
-    )
-    .unwrap();
-    let pool = WorkerPool::start(
-        WorkerSettings {
-            mirror: Some(Arc::new(mirror)),
-            ..WorkerSettings::new(1)
-        },
-        WorkerPorts {
-            queue: store.clone(),
-            profiles: store.clone(),
-            sink: store.clone(),
-            responses: store.clone(),
-        },
-        Arc::new(crate::worker::Renderer::new(
-            store.clone(),
-            None,
-            16,
-            Default::default(),
-        )),
-        metrics.clone(),
-    );
+    // Room for one job, and no lane worker to take it; production's sink is
+    // the store, which keeps the sample itself.
+    let pool = mirroring_production(&store, vec![Lane::Canary], 1, None, 1, &metrics);
     let request = request(40, "req-full");
     store.submit(request.clone()).await.unwrap();
     let counted = |outcome: &'static str| {

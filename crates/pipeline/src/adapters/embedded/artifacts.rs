@@ -179,14 +179,7 @@ impl ArtifactStore for EmbeddedStore {
                 rows.map(|json| {
                     let artifact: Artifact =
                         serde_json::from_str(&json.or_backend(doing)?).or_backend(doing)?;
-                    let key = ArtifactKey {
-                        company_id: artifact.company_id.clone(),
-                        request_id: artifact.request_id.clone(),
-                        recipient_id: artifact.recipient_id.clone(),
-                        channel: artifact.channel,
-                        lane,
-                    };
-                    Ok((key, artifact))
+                    Ok((ArtifactKey::of(&artifact, lane), artifact))
                 })
                 .collect()
             })

@@ -132,14 +132,7 @@ impl ArtifactStore for PostgresStore {
         rows.iter()
             .map(|row| {
                 let artifact = parse(row.get(0))?;
-                let key = ArtifactKey {
-                    company_id: artifact.company_id.clone(),
-                    request_id: artifact.request_id.clone(),
-                    recipient_id: artifact.recipient_id.clone(),
-                    channel: artifact.channel,
-                    lane,
-                };
-                Ok((key, artifact))
+                Ok((ArtifactKey::of(&artifact, lane), artifact))
             })
             .collect()
     }

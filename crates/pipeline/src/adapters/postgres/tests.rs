@@ -117,3 +117,28 @@ async fn template_versions_are_numbered_one_at_a_time_under_concurrent_puts() {
     assert_eq!(store.versions(&company, &id).await.unwrap(), versions);
     drop_schema(&store, &schema).await;
 }
+
+#[tokio::test]
+async fn a_bad_url_or_schema_name_is_refused_before_connecting() {
+    let options = |url: &str, schema: Option<&str>| PostgresOptions {
+        url: url.to_owned(),
+        schema: schema.map(str::to_owned),
+        max_connections: 1,
+    };
+    let error = PostgresStore::connect(&options("mysql://x", None))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().starts_with("database URL \"mysql://x\""),
+        "{error}"
+    );
+    let error = PostgresStore::connect(&options(&url(), Some("x; DROP TABLE profiles")))
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("use lower-case letters, digits and `_`"),
+        "{error}"
+    );
+}
