@@ -145,7 +145,7 @@ async fn lease_soon(queue: &dyn RequestQueue) -> Lease {
         .expect("a batch is ready within the wait")
 }
 
-fn rendered(count: u64) -> Counts {
+pub fn rendered(count: u64) -> Counts {
     Counts {
         rendered: count,
         ..Counts::default()

@@ -114,11 +114,30 @@ impl Submitted {
 pub struct Lease {
     /// Names this lease; a late answer to an expired lease is refused.
     pub id: u64,
+    /// The request; it may hold only this batch's recipients (see
+    /// `offset`).
     pub request: Arc<RenderRequest>,
-    /// Indexes into `request.render_recipients()`.
+    /// The batch's positions among the recipients of the request as it was
+    /// submitted.
     pub recipients: Range<usize>,
+    /// The submitted position of `request.render_recipients()[0]`: 0 when
+    /// the lease carries the whole request, `recipients.start` when it
+    /// carries the batch alone.
+    pub offset: usize,
     /// 1 for the first delivery.
     pub attempt: u32,
+}
+
+impl Lease {
+    /// The batch's positions in `request.render_recipients()`.
+    pub fn local_range(&self) -> Range<usize> {
+        self.recipients.start - self.offset..self.recipients.end - self.offset
+    }
+
+    /// The batch's recipients.
+    pub fn batch(&self) -> &[artifact_render::request::RenderRecipient] {
+        &self.request.render_recipients()[self.local_range()]
+    }
 }
 
 /// What [`RequestQueue::complete`] did.
@@ -199,6 +218,14 @@ pub trait RequestQueue: Send + Sync + 'static {
     /// Gives a lease back untouched, for shutdown; it does not count as an
     /// attempt.
     async fn release(&self, lease: &Lease) -> PortResult<()>;
+
+    /// How long a lease lasts unless its holder reports progress.
+    fn lease_timeout(&self) -> Duration;
+
+    /// The holder is still rendering: the lease lasts another
+    /// [`lease_timeout`](RequestQueue::lease_timeout) from now. Answers
+    /// `false` for a lease that expired or was answered.
+    async fn in_progress(&self, lease: &Lease) -> PortResult<bool>;
 
     async fn status(
         &self,

@@ -7,6 +7,7 @@
 //! the batch as a whole (a store down, a template missing) is retried.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use artifact_render::{
     Artifact, CompiledTemplate, PrepareError, PreparedRequest, RenderLimits, RenderRequest,
     TemplateCache, TemplateKey,
 };
+use futures_util::FutureExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
@@ -346,6 +348,16 @@ struct BatchFailure {
     permanent: bool,
 }
 
+/// The failure of a batch whose rendering panicked.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> BatchFailure {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    BatchFailure::transient(format!("rendering panicked: {message}"))
+}
+
 impl BatchFailure {
     fn transient(reason: String) -> Self {
         Self {
@@ -386,7 +398,7 @@ impl Worker {
     async fn handle(&self, lease: Lease) {
         let started = Instant::now();
         let request = &lease.request;
-        match self.render_batch(&lease).await {
+        match self.render_holding(&lease).await {
             Ok(counts) => {
                 let took = started.elapsed();
                 match self.ports.queue.complete(&lease, counts).await {
@@ -440,6 +452,36 @@ impl Worker {
         publish(&self.ports, event).await;
     }
 
+    /// Renders the batch, telling the queue every third of a lease that it
+    /// is still at it, so a long batch keeps its lease while a dead
+    /// worker's expires. A panic fails the batch like any other failure:
+    /// retried, then dead-lettered with the panic's message.
+    async fn render_holding(&self, lease: &Lease) -> Result<Counts, BatchFailure> {
+        let work = AssertUnwindSafe(self.render_batch(lease)).catch_unwind();
+        tokio::pin!(work);
+        let every = (self.ports.queue.lease_timeout() / 3).max(Duration::from_millis(10));
+        let Some(first) = tokio::time::Instant::now().checked_add(every) else {
+            // Leases that never expire need no progress reports.
+            return work.await.unwrap_or_else(|panic| Err(panicked(&*panic)));
+        };
+        let mut progress = tokio::time::interval_at(first, every);
+        loop {
+            tokio::select! {
+                result = &mut work => {
+                    return result.unwrap_or_else(|panic| Err(panicked(&*panic)));
+                }
+                _ = progress.tick() => match self.ports.queue.in_progress(lease).await {
+                    Ok(true) => {}
+                    Ok(false) => warn!(
+                        request = %lease.request.request_id(),
+                        "the batch's lease expired while rendering; it is delivered again"
+                    ),
+                    Err(error) => warn!(%error, "cannot report a batch in progress"),
+                },
+            }
+        }
+    }
+
     /// Whether this batch fetches projected profiles: the rollout flag's
     /// answer while it exists, the setting otherwise.
     fn projects(&self, lease: &Lease) -> bool {
@@ -447,9 +489,7 @@ impl Worker {
             return self.profile_projection;
         }
         let request = &lease.request;
-        let first = request.render_recipients()[lease.recipients.start]
-            .recipient_id
-            .as_str();
+        let first = lease.batch()[0].recipient_id.as_str();
         self.flags.enabled(
             PROJECTION_FLAG,
             &FlagSubject {
@@ -475,7 +515,8 @@ impl Worker {
         if *projection == ProfileProjection::All {
             return Ok(profiles);
         }
-        let sampled: Vec<ProfileId> = lease.request.render_recipients()[lease.recipients.clone()]
+        let sampled: Vec<ProfileId> = lease
+            .batch()
             .iter()
             .filter(|r| audit.picks(&lease.request, &r.recipient_id))
             .map(|r| r.profile_id.clone())
@@ -507,7 +548,7 @@ impl Worker {
                 permanent: !e.is_transient(),
                 reason: e.to_string(),
             })?;
-        let recipients = &lease.request.render_recipients()[lease.recipients.clone()];
+        let recipients = lease.batch();
         let ids: Vec<ProfileId> = recipients.iter().map(|r| r.profile_id.clone()).collect();
         let projection = if self.projects(lease) {
             prepared.template().profile_projection()
@@ -525,7 +566,7 @@ impl Worker {
             .await?;
 
         let prepared = Arc::new(prepared);
-        let range = lease.recipients.clone();
+        let range = lease.local_range();
         let rendering = prepared.clone();
         let audit = self.audit.clone();
         let artifacts: Vec<Artifact> = tokio::task::spawn_blocking(move || {
@@ -548,7 +589,7 @@ impl Worker {
             .await
             .map_err(|e| BatchFailure::transient(format!("cannot write artifacts: {e}")))?;
         if let Some(mirror) = &self.mirror {
-            mirror.offer(&prepared, &artifacts, lease.recipients.start);
+            mirror.offer(&prepared, &artifacts, lease.local_range().start);
         }
         Ok(counts)
     }

@@ -3,7 +3,11 @@
 //! tests in [`crate::contract`].
 
 pub mod embedded;
+pub mod nats;
 pub mod postgres;
+
+use std::ops::Range;
+use std::time::Duration;
 
 use jiff::Timestamp;
 
@@ -21,6 +25,24 @@ where
     fn or_backend(self, doing: &str) -> PortResult<T> {
         self.map_err(|e| Error::backend(doing, e))
     }
+}
+
+/// The longest a failed batch waits for its retry.
+const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
+
+/// The wait before delivering a batch again after its `attempts`-th failed
+/// delivery: `base`, doubling each time, at most [`MAX_BACKOFF`].
+pub(crate) fn backoff(base: Duration, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(31);
+    base.saturating_mul(1 << doublings).min(MAX_BACKOFF)
+}
+
+/// Consecutive ranges of at most `size` covering `0..count`.
+pub(crate) fn batch_ranges(count: usize, size: usize) -> Vec<Range<usize>> {
+    (0..count)
+        .step_by(size)
+        .map(|start| start..count.min(start + size))
+        .collect()
 }
 
 /// A timestamp as stored: RFC 3339 in UTC with exactly nine fractional
@@ -49,6 +71,11 @@ pub(crate) fn parse_variant<T: serde::de::DeserializeOwned>(
 ) -> PortResult<T> {
     let name = serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text);
     T::deserialize(name).map_err(|e| Error::backend(format!("reading column {column} {text:?}"), e))
+}
+
+/// Reads an id column.
+pub(crate) fn parse_id<T>(value: &str, parse: fn(&str) -> Result<T, String>) -> PortResult<T> {
+    parse(value).map_err(|e| Error::backend(format!("reading stored id {value:?}"), e))
 }
 
 /// Reads a timestamp column written by [`timestamp_text`].
@@ -114,4 +141,25 @@ pub(crate) fn check_artifacts(
             serde_json::to_string(artifact).or_backend("serializing an artifact")
         })
         .collect()
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn ranges_are_consecutive_and_bounded() {
+        assert_eq!(batch_ranges(5, 2), vec![0..2, 2..4, 4..5]);
+        assert_eq!(batch_ranges(4, 2), vec![0..2, 2..4]);
+        assert!(batch_ranges(0, 2).is_empty());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let base = Duration::from_secs(1);
+        assert_eq!(backoff(base, 1), base);
+        assert_eq!(backoff(base, 3), base * 4);
+        assert_eq!(backoff(base, 30), MAX_BACKOFF);
+        assert_eq!(backoff(base, u32::MAX), MAX_BACKOFF);
+    }
 }

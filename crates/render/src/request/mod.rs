@@ -251,6 +251,29 @@ impl RenderRequest {
         }
     }
 
+    /// A copy holding only the recipients in `range`: one batch, to carry
+    /// on a broker whose messages cannot hold the whole list. It has no
+    /// source JSON, so [`RenderRequest::stored_json`] serializes it, with
+    /// its request id and pinned template version.
+    ///
+    /// # Panics
+    /// When `range` is not within the recipients.
+    pub fn batch(&self, range: std::ops::Range<usize>) -> RenderRequest {
+        RenderRequest {
+            request_id: self.request_id.clone(),
+            company_id: self.company_id.clone(),
+            client_id: self.client_id.clone(),
+            message_id: self.message_id.clone(),
+            priority: self.priority,
+            send_time: self.send_time,
+            response_metadata: self.response_metadata.clone(),
+            channel_settings: self.channel_settings.clone(),
+            render_recipients: self.render_recipients[range].to_vec(),
+            tracking_options: self.tracking_options.clone(),
+            source: None,
+        }
+    }
+
     /// Fixes a stored template reference that names no version to
     /// `version`, the one that was latest when the request was accepted, so
     /// that every batch (and any re-render) uses the same version. A ref

@@ -33,7 +33,10 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
-use crate::adapters::{OrBackend, parse_timestamp, parse_variant, timestamp_text, variant_name};
+use crate::adapters::{
+    OrBackend, backoff, batch_ranges, parse_id, parse_timestamp, parse_variant, timestamp_text,
+    variant_name,
+};
 use crate::{Error, PortResult};
 use scheduler::Scheduler;
 

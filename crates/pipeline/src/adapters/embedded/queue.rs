@@ -24,15 +24,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::scheduler::{BatchId, Granted, RequestKey, Scheduler, StoredBatch};
 use super::{
-    EmbeddedStore, Inner, OrBackend, parse_timestamp, parse_variant, timestamp_text, variant_name,
+    EmbeddedStore, Inner, OrBackend, backoff, batch_ranges, parse_id, parse_timestamp,
+    parse_variant, timestamp_text, variant_name,
 };
 use crate::{
     Completion, Counts, DeadLetter, Error, LaneDepths, Lease, PortResult, RequestQueue,
     RequestState, RequestStatus, Retry, Submitted,
 };
-
-/// The longest a failed batch waits for its retry.
-const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 
 #[async_trait]
 impl RequestQueue for EmbeddedStore {
@@ -101,6 +99,17 @@ impl RequestQueue for EmbeddedStore {
             self.ready.notify_waiters();
         }
         Ok(())
+    }
+
+    fn lease_timeout(&self) -> Duration {
+        self.inner.options.lease_timeout
+    }
+
+    async fn in_progress(&self, lease: &Lease) -> PortResult<bool> {
+        let now = Instant::now();
+        let mut scheduler = self.inner.scheduler();
+        scheduler.sweep(now);
+        Ok(scheduler.extend(lease.id, now.checked_add(self.inner.options.lease_timeout)))
     }
 
     async fn status(
@@ -379,6 +388,7 @@ impl Inner {
                         id: granted.lease,
                         request,
                         recipients: granted.range,
+                        offset: 0,
                         attempt: granted.attempt,
                     }));
                 }
@@ -710,25 +720,6 @@ pub(super) fn restore(conn: &mut Connection) -> PortResult<Scheduler> {
     Ok(scheduler)
 }
 
-fn parse_id<T>(value: &str, parse: fn(&str) -> Result<T, String>) -> PortResult<T> {
-    parse(value).map_err(|e| Error::backend(format!("reading stored id {value:?}"), e))
-}
-
-/// Consecutive ranges of at most `size` covering `0..count`.
-fn batch_ranges(count: usize, size: usize) -> Vec<Range<usize>> {
-    (0..count)
-        .step_by(size)
-        .map(|start| start..count.min(start + size))
-        .collect()
-}
-
-/// The wait before delivering a batch again after its `attempts`-th failed
-/// delivery: `base`, doubling each time, at most [`MAX_BACKOFF`].
-fn backoff(base: Duration, attempts: u32) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(31);
-    base.saturating_mul(1 << doublings).min(MAX_BACKOFF)
-}
-
 /// A batch out of attempts, and what its dead letter and request say.
 struct DeadBatch<'a> {
     key: &'a RequestKey,
@@ -877,25 +868,4 @@ fn read_dead_letters(conn: &Connection, limit: usize) -> PortResult<Vec<DeadLett
         });
     }
     Ok(letters)
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn ranges_are_consecutive_and_bounded() {
-        assert_eq!(batch_ranges(5, 2), vec![0..2, 2..4, 4..5]);
-        assert_eq!(batch_ranges(4, 2), vec![0..2, 2..4]);
-        assert!(batch_ranges(0, 2).is_empty());
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let base = Duration::from_secs(1);
-        assert_eq!(backoff(base, 1), base);
-        assert_eq!(backoff(base, 3), base * 4);
-        assert_eq!(backoff(base, 30), MAX_BACKOFF);
-        assert_eq!(backoff(base, u32::MAX), MAX_BACKOFF);
-    }
 }

@@ -225,6 +225,18 @@ impl Scheduler {
         self.leases.get(&lease).map(|leased| leased.batch)
     }
 
+    /// Moves a live lease's deadline; `false` for an unknown, answered or
+    /// expired lease (call [`sweep`](Self::sweep) first).
+    pub fn extend(&mut self, lease: u64, deadline: Option<Instant>) -> bool {
+        match self.leases.get_mut(&lease) {
+            Some(leased) => {
+                leased.deadline = deadline;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether `id` is the last outstanding batch of its request.
     pub fn is_last(&self, id: BatchId) -> bool {
         self.batches

@@ -2,15 +2,16 @@
 //! fetched in one `= ANY($2)` query per batch and projected in the
 //! database to the keys a template reads; template versions; artifacts.
 //!
-//! Every query names its company. The schema is created (idempotently,
-//! under an advisory lock, so many processes may start at once) when the
-//! store connects.
+//! Every query names its company. The schema is migrated (under an
+//! advisory lock, so many processes may start at once) when the store
+//! connects, or by `artifact db migrate`.
 
 mod artifacts;
 mod profiles;
+mod requests;
 mod templates;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 
@@ -32,7 +33,11 @@ pub struct PostgresOptions {
     pub max_connections: usize,
 }
 
-/// Profiles and templates on one PostgreSQL database.
+pub(crate) use requests::request_error;
+pub use requests::{Answered, BatchRef};
+
+/// Profiles, templates, artifacts and the request ledger on one PostgreSQL
+/// database.
 pub struct PostgresStore {
     pool: Pool,
 }
@@ -45,7 +50,10 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-const SCHEMA: &str = r#"
+/// The schema, one step per entry: a database at version `n` has run the
+/// first `n`. Steps are appended, never edited.
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE IF NOT EXISTS profiles (
     company_id TEXT NOT NULL,
     profile_id TEXT NOT NULL,
@@ -71,7 +79,54 @@ CREATE TABLE IF NOT EXISTS templates (
     created_at TEXT NOT NULL,
     PRIMARY KEY (company_id, template_id, version)
 );
-"#;
+"#,
+    r#"
+CREATE TABLE requests (
+    company_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    state TEXT NOT NULL,
+    recipients BIGINT NOT NULL,
+    batches INTEGER NOT NULL,
+    batches_done INTEGER NOT NULL DEFAULT 0,
+    batches_dead INTEGER NOT NULL DEFAULT 0,
+    rendered BIGINT NOT NULL DEFAULT 0,
+    skipped BIGINT NOT NULL DEFAULT 0,
+    failed BIGINT NOT NULL DEFAULT 0,
+    -- Text, not JSONB: handed back to the client untouched, key order too.
+    response_metadata TEXT NOT NULL,
+    accepted_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    error TEXT,
+    published BOOLEAN NOT NULL DEFAULT FALSE,
+    announced BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (company_id, request_id)
+);
+CREATE INDEX requests_unfinished ON requests (priority) WHERE finished_at IS NULL;
+CREATE INDEX requests_unannounced ON requests (finished_at)
+    WHERE finished_at IS NOT NULL AND NOT announced;
+-- A row per batch answered or released; `first` is its first recipient.
+CREATE TABLE batches (
+    company_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    releases INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT,
+    PRIMARY KEY (company_id, request_id, first)
+);
+CREATE TABLE dead_letters (
+    id BIGSERIAL PRIMARY KEY,
+    company_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"#,
+];
 
 impl PostgresStore {
     /// Connects and creates the tables that are missing.
@@ -100,15 +155,17 @@ impl PostgresStore {
         Ok(store)
     }
 
-    async fn client(&self) -> PortResult<Object> {
+    pub(crate) async fn client(&self) -> PortResult<Object> {
         self.pool
             .get()
             .await
             .map_err(|e| Error::backend("connecting to PostgreSQL", e))
     }
 
-    async fn migrate(&self, schema: Option<&str>) -> PortResult<()> {
-        let doing = "creating the PostgreSQL schema";
+    /// Runs the migrations the database lacks; returns the versions
+    /// before and after.
+    pub async fn migrate(&self, schema: Option<&str>) -> PortResult<(usize, usize)> {
+        let doing = "migrating the PostgreSQL schema";
         let mut client = self.client().await?;
         let tx = client.transaction().await.or_backend(doing)?;
         // One migrator at a time, whichever process it is.
@@ -123,8 +180,37 @@ impl PostgresStore {
                 .await
                 .or_backend(doing)?;
         }
-        tx.batch_execute(SCHEMA).await.or_backend(doing)?;
-        tx.commit().await.or_backend(doing)
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .await
+            .or_backend(doing)?;
+        let found: Option<i32> = tx
+            .query_opt("SELECT version FROM schema_version", &[])
+            .await
+            .or_backend(doing)?
+            .map(|row| row.get(0));
+        let before = usize::try_from(found.unwrap_or(0)).or_backend(doing)?;
+        if before > MIGRATIONS.len() {
+            return Err(Error::Invalid(format!(
+                "the database schema is at version {before}, newer than this build's {}: \
+                 run a newer build",
+                MIGRATIONS.len()
+            )));
+        }
+        for step in &MIGRATIONS[before..] {
+            tx.batch_execute(step).await.or_backend(doing)?;
+        }
+        let after = i32::try_from(MIGRATIONS.len()).or_backend(doing)?;
+        if found.is_none() {
+            tx.execute("INSERT INTO schema_version VALUES ($1)", &[&after])
+                .await
+                .or_backend(doing)?;
+        } else {
+            tx.execute("UPDATE schema_version SET version = $1", &[&after])
+                .await
+                .or_backend(doing)?;
+        }
+        tx.commit().await.or_backend(doing)?;
+        Ok((before, MIGRATIONS.len()))
     }
 }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::{PostgresOptions, PostgresStore};
-use crate::contract;
+use crate::{Error, contract};
 
 fn url() -> String {
     std::env::var("ARTIFACT_TEST_POSTGRES_URL")
@@ -15,8 +15,22 @@ fn url() -> String {
 
 /// A store in a fresh schema named after the test, or `None` (said aloud)
 /// when no server answers outside CI.
-async fn fresh(test: &str) -> Option<(Arc<PostgresStore>, String)> {
-    let schema = format!("t_{test}_{}", std::process::id());
+/// A name for the test's own schema or stream: unique per test and
+/// process, and short enough for PostgreSQL's 63-byte identifiers.
+pub(crate) fn test_name(test: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    test.hash(&mut hasher);
+    let short: String = test.chars().take(32).collect();
+    format!(
+        "t_{short}_{:08x}_{}",
+        hasher.finish() as u32,
+        std::process::id()
+    )
+}
+
+pub(crate) async fn fresh(test: &str) -> Option<(Arc<PostgresStore>, String)> {
+    let schema = test_name(test);
     let options = PostgresOptions {
         url: url(),
         schema: Some(schema.clone()),
@@ -25,7 +39,7 @@ async fn fresh(test: &str) -> Option<(Arc<PostgresStore>, String)> {
     // A schema left by an earlier run of the same process id.
     let store = match PostgresStore::connect(&options).await {
         Ok(store) => store,
-        Err(error) if std::env::var_os("CI").is_none() => {
+        Err(error @ Error::Backend { .. }) if std::env::var_os("CI").is_none() => {
             eprintln!(
                 "skipped {test}: PostgreSQL not reachable at {} ({error})",
                 url()
@@ -46,7 +60,7 @@ async fn fresh(test: &str) -> Option<(Arc<PostgresStore>, String)> {
     Some((store, schema))
 }
 
-async fn drop_schema(store: &PostgresStore, schema: &str) {
+pub(crate) async fn drop_schema(store: &PostgresStore, schema: &str) {
     if let Ok(client) = store.client().await {
         let _ = client
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))

@@ -1,0 +1,192 @@
+//! The NATS JetStream adapter, for the scaled-out mode: the request queue
+//! as a work-queue stream, with PostgreSQL keeping what a broker does not
+//! (request status, which batches are answered, dead letters).
+//!
+//! One stream, `{NAME}_REQUESTS`, holds subjects `{name}.requests.high`,
+//! `.normal` and `.low`; each priority has a durable pull consumer shared
+//! by every worker process, so `high` is fetched first. A message is one
+//! batch: the request with only that batch's recipients, so a message stays
+//! under the server's max payload whatever the request's size. A message is
+//! acknowledged only after its artifacts are written and its answer is in
+//! PostgreSQL; until then the server delivers it again when its `ack_wait`
+//! runs out (a worker reports progress on long batches to keep it).
+//!
+//! Stream and consumers are created, or brought to these settings, when
+//! the queue connects (`artifact nats setup` does only that).
+
+mod queue;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use artifact_render::request::Priority;
+use async_nats::jetstream::{self, consumer::pull, stream};
+
+pub use queue::NatsQueue;
+
+use crate::{Error, PortResult};
+
+/// How the queue uses the broker.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// `nats://host:port`; several, comma-separated, for a cluster.
+    pub url: String,
+    /// Names the stream (`{NAME}_REQUESTS`), its subjects (`{name}.…`) and
+    /// consumers: deployments (or tests) sharing a server use their own.
+    pub name: String,
+    /// Recipients per email batch message.
+    pub batch_size: usize,
+    /// Recipients per SMS batch message.
+    pub sms_batch_size: usize,
+    /// Deliveries of a batch before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Delay before a failed batch's first retry; it doubles per attempt.
+    pub retry_backoff: Duration,
+    /// The consumers' `ack_wait`: how long a lease lasts without progress
+    /// reports before the batch is delivered to another worker.
+    pub lease_timeout: Duration,
+    /// Copies of the stream in a cluster (1, 3 or 5).
+    pub replicas: usize,
+    /// How long the server remembers a message id to drop a republished
+    /// batch (a client retrying a submit that failed half way).
+    pub duplicate_window: Duration,
+}
+
+impl Default for NatsOptions {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            name: "artifact".into(),
+            batch_size: 100,
+            sms_batch_size: 1_000,
+            max_attempts: 5,
+            retry_backoff: Duration::from_secs(1),
+            lease_timeout: Duration::from_secs(30),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+impl NatsOptions {
+    fn check(&self) -> PortResult<()> {
+        let name_ok = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !name_ok {
+            return Err(Error::Invalid(format!(
+                "NATS name {:?}: use lower-case letters, digits, `_` and `-`",
+                self.name
+            )));
+        }
+        if self.batch_size == 0 || self.sms_batch_size == 0 || self.max_attempts == 0 {
+            return Err(Error::Invalid(
+                "batch_size, sms_batch_size and max_attempts must be at least 1".into(),
+            ));
+        }
+        if self.lease_timeout < Duration::from_secs(1) {
+            return Err(Error::Invalid(
+                "lease_timeout must be at least 1s: the broker's ack_wait".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn stream_name(&self) -> String {
+        format!("{}_REQUESTS", self.name.to_ascii_uppercase())
+    }
+
+    fn subject(&self, priority: Priority) -> String {
+        format!("{}.requests.{}", self.name, priority_name(priority))
+    }
+
+    fn consumer_name(&self, priority: Priority) -> String {
+        format!("{}_workers_{}", self.name, priority_name(priority))
+    }
+
+    /// Rung after a submit publishes, so idle workers look at once.
+    fn doorbell(&self) -> String {
+        format!("{}.ready", self.name)
+    }
+}
+
+fn priority_name(priority: Priority) -> &'static str {
+    match priority {
+        Priority::High => "high",
+        Priority::Normal => "normal",
+        Priority::Low => "low",
+    }
+}
+
+const PRIORITIES: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+/// Connects to the server. The client reconnects by itself for as long as
+/// the process runs; calls made while it is away fail, and callers retry.
+pub async fn connect(url: &str) -> PortResult<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name("artifact-pipeline")
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| Error::backend(format!("connecting to NATS at {url}"), e))
+}
+
+/// Creates the stream and its consumers, or brings existing ones to
+/// `options`. Idempotent: every process runs it when it starts.
+pub async fn setup(
+    context: &jetstream::Context,
+    options: &NatsOptions,
+) -> PortResult<Vec<jetstream::consumer::PullConsumer>> {
+    options.check()?;
+    let stream_name = options.stream_name();
+    let doing = format!("setting up the NATS stream {stream_name}");
+    let config = stream::Config {
+        name: stream_name.clone(),
+        subjects: vec![format!("{}.requests.*", options.name)],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        num_replicas: options.replicas,
+        duplicate_window: options.duplicate_window,
+        ..Default::default()
+    };
+    context
+        .create_or_update_stream(config)
+        .await
+        .map_err(|e| Error::backend(&doing, e))?;
+    let stream = context
+        .get_stream(&stream_name)
+        .await
+        .map_err(|e| Error::backend(&doing, e))?;
+    let mut consumers = Vec::with_capacity(PRIORITIES.len());
+    for priority in PRIORITIES {
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(options.consumer_name(priority)),
+                filter_subject: options.subject(priority),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: options.lease_timeout,
+                // The queue counts attempts itself (releases are not
+                // attempts) and dead-letters the last one with its reason;
+                // the server's own limit would drop it with only an
+                // advisory.
+                max_deliver: -1,
+                max_ack_pending: 100_000,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::backend(
+                    format!(
+                        "setting up the consumer {}",
+                        options.consumer_name(priority)
+                    ),
+                    e,
+                )
+            })?;
+        consumers.push(consumer);
+    }
+    Ok(consumers)
+}

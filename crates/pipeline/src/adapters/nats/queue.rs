@@ -1,0 +1,591 @@
+//! The [`RequestQueue`] port on JetStream and PostgreSQL.
+//!
+//! A submit is recorded in the ledger, then its batches are published with
+//! `Nats-Msg-Id` = company/request/first recipient, then the request is
+//! marked published: only then does it read as accepted. A submit that
+//! fails half way answers an error and reads as absent; submitting it
+//! again publishes the batches once more, and the server drops those it
+//! already has.
+//!
+//! A lease is a fetched message. The attempt is the server's delivery
+//! count less the releases the ledger recorded. Answers go to the ledger
+//! first and are acknowledged to the server after, so a crash in between
+//! delivers the batch again, and the ledger, which already has its answer,
+//! makes that delivery a no-op.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use artifact_render::RenderRequest;
+use artifact_render::request::{CompanyId, RequestId};
+use artifact_render::template::Channel;
+use async_nats::jetstream::{self, AckKind};
+use async_nats::{HeaderMap, Subject};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use jiff::Timestamp;
+use tokio::sync::Notify;
+use tracing::warn;
+
+use super::{NatsOptions, connect, setup};
+use crate::adapters::postgres::{Answered, BatchRef, PostgresStore, request_error};
+use crate::adapters::{backoff, batch_ranges};
+use crate::{
+    Completion, Counts, DeadLetter, Error, LaneDepths, Lease, PortResult, RequestQueue,
+    RequestStatus, Retry, Submitted,
+};
+
+const COMPANY: &str = "Artifact-Company";
+const REQUEST: &str = "Artifact-Request";
+/// The batch's recipients in the submitted request, `first-end`.
+const BATCH: &str = "Artifact-Batch";
+
+/// Room left in a message for its headers.
+const HEADER_ROOM: usize = 1024;
+
+/// How often an idle worker looks for batches nobody rang for: retries
+/// coming due, leases expiring.
+const POLL: Duration = Duration::from_millis(200);
+
+/// The request queue of the scaled-out mode.
+pub struct NatsQueue {
+    pub(super) options: NatsOptions,
+    pub(super) client: async_nats::Client,
+    pub(super) jetstream: jetstream::Context,
+    /// One per priority, highest first.
+    pub(super) consumers: Vec<jetstream::consumer::PullConsumer>,
+    ledger: Arc<PostgresStore>,
+    held: Mutex<HashMap<u64, Held>>,
+    next_lease: AtomicU64,
+    ready: Arc<Notify>,
+    doorbell: tokio::task::JoinHandle<()>,
+}
+
+/// A lease this process holds: where to answer it, and until when.
+struct Held {
+    reply: Subject,
+    deadline: Option<Instant>,
+}
+
+impl std::fmt::Debug for NatsQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsQueue")
+            .field("stream", &self.options.stream_name())
+            .finish()
+    }
+}
+
+impl Drop for NatsQueue {
+    fn drop(&mut self) {
+        self.doorbell.abort();
+    }
+}
+
+impl NatsQueue {
+    /// Connects, sets up the stream and consumers, and listens for the
+    /// doorbell. Must run on a tokio runtime.
+    pub async fn connect(options: NatsOptions, ledger: Arc<PostgresStore>) -> PortResult<Self> {
+        options.check()?;
+        let client = connect(&options.url).await?;
+        let jetstream = jetstream::new(client.clone());
+        let consumers = setup(&jetstream, &options).await?;
+        let mut rings = client
+            .subscribe(options.doorbell())
+            .await
+            .map_err(|e| Error::backend("subscribing to the NATS doorbell", e))?;
+        let ready = Arc::new(Notify::new());
+        let doorbell = tokio::spawn({
+            let ready = ready.clone();
+            async move {
+                while rings.next().await.is_some() {
+                    ready.notify_waiters();
+                }
+            }
+        });
+        Ok(Self {
+            options,
+            client,
+            jetstream,
+            consumers,
+            ledger,
+            held: Mutex::default(),
+            next_lease: AtomicU64::new(1),
+            ready,
+            doorbell,
+        })
+    }
+
+    /// The stream and consumer settings this queue runs with.
+    pub fn options(&self) -> &NatsOptions {
+        &self.options
+    }
+
+    /// Deletes the stream and its consumers: for tests.
+    #[cfg(test)]
+    pub(crate) async fn delete_stream(&self) {
+        let _ = self
+            .jetstream
+            .delete_stream(self.options.stream_name())
+            .await;
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Held>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a live lease out of the held ones: `None` when unknown,
+    /// answered, or expired (its batch is, or will be, delivered again).
+    fn take_held(&self, lease: &Lease) -> Option<jetstream::message::Acker> {
+        let held = self.held().remove(&lease.id)?;
+        if held
+            .deadline
+            .is_some_and(|deadline| deadline <= Instant::now())
+        {
+            return None;
+        }
+        Some(self.acker(held.reply))
+    }
+
+    fn acker(&self, reply: Subject) -> jetstream::message::Acker {
+        jetstream::message::Acker::new(self.jetstream.clone(), Some(reply))
+    }
+
+    /// The batch messages of `request`: `batch_size` recipients each, fewer
+    /// where that would pass the server's max payload.
+    pub(super) fn batch_messages(
+        &self,
+        request: &RenderRequest,
+    ) -> PortResult<Vec<(BatchRef, Bytes)>> {
+        let size = match request.channel_settings().channel() {
+            Channel::Email => self.options.batch_size,
+            Channel::Sms => self.options.sms_batch_size,
+        };
+        let max_payload = self.client.server_info().max_payload;
+        let limit = max_payload.saturating_sub(HEADER_ROOM);
+        let mut todo: Vec<_> = batch_ranges(request.render_recipients().len(), size);
+        todo.reverse();
+        let mut messages = Vec::with_capacity(todo.len());
+        while let Some(range) = todo.pop() {
+            let json = request
+                .batch(range.clone())
+                .stored_json()
+                .map_err(|e| Error::backend("serializing a batch", e))?
+                .into_owned();
+            if json.len() <= limit {
+                let batch = BatchRef {
+                    company_id: request.company_id().clone(),
+                    request_id: request.request_id().clone(),
+                    recipients: range,
+                };
+                messages.push((batch, Bytes::from(json)));
+            } else if range.len() == 1 {
+                return Err(Error::Invalid(format!(
+                    "render_recipients[{}] alone makes a batch of {} bytes, more than the \
+                     broker's maximum message of {max_payload} bytes: shrink the inline \
+                     template or the recipient's event data",
+                    range.start,
+                    json.len()
+                )));
+            } else {
+                let middle = range.start + range.len() / 2;
+                todo.push(middle..range.end);
+                todo.push(range.start..middle);
+            }
+        }
+        Ok(messages)
+    }
+
+    pub(super) async fn publish(
+        &self,
+        request: &RenderRequest,
+        messages: Vec<(BatchRef, Bytes)>,
+    ) -> PortResult<()> {
+        let doing = "publishing batches to NATS";
+        let subject = self.options.subject(request.priority());
+        let mut acks = Vec::with_capacity(messages.len());
+        for (batch, payload) in messages {
+            let mut headers = HeaderMap::new();
+            let (company, id) = (batch.company_id.as_str(), batch.request_id.as_str());
+            let range = &batch.recipients;
+            headers.insert(
+                async_nats::header::NATS_MESSAGE_ID,
+                format!("{company}/{id}/{}", range.start).as_str(),
+            );
+            headers.insert(COMPANY, company);
+            headers.insert(REQUEST, id);
+            headers.insert(BATCH, format!("{}-{}", range.start, range.end).as_str());
+            let ack = self
+                .jetstream
+                .publish_with_headers(subject.clone(), headers, payload)
+                .await
+                .map_err(|e| Error::backend(doing, e))?;
+            acks.push(ack);
+        }
+        // Sent back to back; the server confirms each as it stores it.
+        for ack in acks {
+            ack.await.map_err(|e| Error::backend(doing, e))?;
+        }
+        Ok(())
+    }
+
+    /// The next message of `consumer`, if one is ready now.
+    async fn fetch(
+        &self,
+        consumer: &jetstream::consumer::PullConsumer,
+    ) -> PortResult<Option<jetstream::Message>> {
+        let doing = "fetching a batch from NATS";
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1)
+            .messages()
+            .await
+            .map_err(|e| Error::backend(doing, e))?;
+        batch
+            .next()
+            .await
+            .transpose()
+            .map_err(|e| Error::backend(doing, e))
+    }
+
+    /// Turns a fetched message into a lease, or settles it and answers
+    /// `None`: a batch answered before (acknowledged again), out of
+    /// attempts or unreadable (dead-lettered).
+    async fn take(&self, message: jetstream::Message) -> PortResult<Option<Lease>> {
+        let delivered = message
+            .info()
+            .map(|info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
+            .map_err(|e| Error::backend("reading a NATS message's metadata", e))?;
+        // A message fetched from a consumer always has a reply subject: it
+        // is where the answer goes.
+        let Some(reply) = message.reply.clone() else {
+            return Ok(None);
+        };
+        let (message, acker) = message.split();
+        let batch = match batch_of(&message) {
+            Ok(batch) => batch,
+            Err(why) => {
+                warn!(subject = %message.subject, why, "dropping a message that is not a batch");
+                settle(&acker, AckKind::Term).await;
+                return Ok(None);
+            }
+        };
+        match self.admit(&batch, delivered, &message.payload).await {
+            Ok(Admitted::Lease(request, attempt)) => {
+                let id = self.next_lease.fetch_add(1, Ordering::Relaxed);
+                let deadline = Instant::now().checked_add(self.options.lease_timeout);
+                self.held().insert(id, Held { reply, deadline });
+                Ok(Some(Lease {
+                    id,
+                    request: Arc::from(request),
+                    offset: batch.recipients.start,
+                    recipients: batch.recipients,
+                    attempt,
+                }))
+            }
+            Ok(Admitted::Settled(kind)) => {
+                settle(&acker, kind).await;
+                Ok(None)
+            }
+            Err(error) => {
+                // Back to the queue at once rather than after the lease.
+                settle(&acker, AckKind::Nak(None)).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Decides what a delivery of `batch` is.
+    async fn admit(
+        &self,
+        batch: &BatchRef,
+        delivered: u32,
+        payload: &[u8],
+    ) -> PortResult<Admitted> {
+        let (releases, answered) = if delivered > 1 {
+            self.ledger.batch_history(batch).await?
+        } else {
+            (0, false)
+        };
+        if answered {
+            return Ok(Admitted::Settled(AckKind::Ack));
+        }
+        let attempt = delivered.saturating_sub(releases).max(1);
+        if attempt > self.options.max_attempts {
+            let tried = attempt - 1;
+            let reason = format!(
+                "gave up after {tried} attempts (each ended without an answer: its worker \
+                 stopped, or its lease expired, while rendering it)"
+            );
+            let error = request_error(&batch.recipients, &reason);
+            self.ledger
+                .record_dead(batch, tried, &reason, &error)
+                .await?;
+            return Ok(Admitted::Settled(AckKind::Term));
+        }
+        let request = std::str::from_utf8(payload)
+            .map_err(|e| e.to_string())
+            .and_then(|json| RenderRequest::from_stored(json, batch.request_id.clone(), None));
+        let request = match request {
+            Ok(request) => request,
+            Err(why) => {
+                let reason = format!("the batch message cannot be read: {why}");
+                let error = request_error(&batch.recipients, &reason);
+                self.ledger
+                    .record_dead(batch, attempt, &reason, &error)
+                    .await?;
+                return Ok(Admitted::Settled(AckKind::Term));
+            }
+        };
+        self.ledger
+            .record_started(&batch.company_id, &batch.request_id)
+            .await?;
+        Ok(Admitted::Lease(Box::new(request), attempt))
+    }
+
+    /// Dead-letters a held batch and removes it from the stream.
+    async fn dead_letter(
+        &self,
+        lease: &Lease,
+        acker: jetstream::message::Acker,
+        reason: &str,
+        error: &str,
+    ) -> PortResult<Retry> {
+        let answer = self
+            .ledger
+            .record_dead(&batch_ref(lease), lease.attempt, reason, error)
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                settle(&acker, AckKind::Nak(None)).await;
+                return Err(error);
+            }
+        };
+        settle(&acker, AckKind::Term).await;
+        Ok(match answer {
+            Answered::Already => Retry::Stale,
+            Answered::Pending(status) | Answered::Finished(status) => Retry::DeadLettered(status),
+        })
+    }
+}
+
+enum Admitted {
+    Lease(Box<RenderRequest>, u32),
+    /// Not for rendering: answer the server this way.
+    Settled(AckKind),
+}
+
+/// Answers the server about a message. An answer that does not arrive
+/// leaves the message to be delivered again, which the ledger makes
+/// harmless: logged, not returned.
+async fn settle(acker: &jetstream::message::Acker, kind: AckKind) {
+    let result = match kind {
+        AckKind::Ack => acker.double_ack().await,
+        other => acker.ack_with(other).await,
+    };
+    if let Err(error) = result {
+        warn!(%error, "cannot answer the NATS server about a batch; it is delivered again");
+    }
+}
+
+fn batch_ref(lease: &Lease) -> BatchRef {
+    BatchRef {
+        company_id: lease.request.company_id().clone(),
+        request_id: lease.request.request_id().clone(),
+        recipients: lease.recipients.clone(),
+    }
+}
+
+/// The batch a message's headers name.
+fn batch_of(message: &async_nats::Message) -> Result<BatchRef, &'static str> {
+    let headers = message.headers.as_ref().ok_or("no headers")?;
+    let header = |name: &str| headers.get(name).map(|value| value.as_str());
+    let company = header(COMPANY).ok_or("no company header")?;
+    let request = header(REQUEST).ok_or("no request header")?;
+    let (first, end) = header(BATCH)
+        .and_then(|range| range.split_once('-'))
+        .ok_or("no batch header")?;
+    let (first, end): (usize, usize) = (
+        first.parse().map_err(|_| "bad batch header")?,
+        end.parse().map_err(|_| "bad batch header")?,
+    );
+    if first >= end {
+        return Err("empty batch");
+    }
+    Ok(BatchRef {
+        company_id: CompanyId::parse(company).map_err(|_| "bad company header")?,
+        request_id: RequestId::parse(request).map_err(|_| "bad request header")?,
+        recipients: first..end,
+    })
+}
+
+#[async_trait]
+impl RequestQueue for NatsQueue {
+    async fn submit(&self, request: Arc<RenderRequest>) -> PortResult<Submitted> {
+        let messages = self.batch_messages(&request)?;
+        let submitted = self
+            .ledger
+            .record_submit(
+                request.company_id(),
+                request.request_id(),
+                request.priority(),
+                request.render_recipients().len(),
+                messages.len(),
+                request.response_metadata(),
+            )
+            .await?;
+        if let Submitted::Accepted(_) = &submitted {
+            self.publish(&request, messages).await?;
+            self.ledger
+                .record_published(request.company_id(), request.request_id())
+                .await?;
+            if let Err(error) = self
+                .client
+                .publish(self.options.doorbell(), Bytes::new())
+                .await
+            {
+                warn!(%error, "cannot ring the NATS doorbell; workers find the batches later");
+            }
+        }
+        Ok(submitted)
+    }
+
+    async fn lease(&self, wait: Duration) -> PortResult<Option<Lease>> {
+        let deadline = Instant::now().checked_add(wait);
+        loop {
+            // Before looking, so a ring between the look and the wait wakes us.
+            let rung = self.ready.notified();
+            for consumer in &self.consumers {
+                while let Some(message) = self.fetch(consumer).await? {
+                    if let Some(lease) = self.take(message).await? {
+                        return Ok(Some(lease));
+                    }
+                }
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                return Ok(None);
+            }
+            let until = [deadline, now.checked_add(POLL)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now);
+            let _ = tokio::time::timeout_at(until.into(), rung).await;
+        }
+    }
+
+    async fn complete(&self, lease: &Lease, counts: Counts) -> PortResult<Completion> {
+        let Some(acker) = self.take_held(lease) else {
+            return Ok(Completion::Stale);
+        };
+        let answer = match self.ledger.record_done(&batch_ref(lease), counts).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                settle(&acker, AckKind::Nak(None)).await;
+                return Err(error);
+            }
+        };
+        settle(&acker, AckKind::Ack).await;
+        Ok(match answer {
+            Answered::Already => Completion::Stale,
+            Answered::Pending(_) => Completion::Pending,
+            Answered::Finished(status) => Completion::Finished(status),
+        })
+    }
+
+    async fn fail(&self, lease: &Lease, reason: &str) -> PortResult<Retry> {
+        let Some(acker) = self.take_held(lease) else {
+            return Ok(Retry::Stale);
+        };
+        if lease.attempt < self.options.max_attempts {
+            let delay = backoff(self.options.retry_backoff, lease.attempt);
+            acker
+                .ack_with(AckKind::Nak(Some(delay)))
+                .await
+                .map_err(|e| Error::backend("retrying a batch on NATS", e))?;
+            let at = Timestamp::now()
+                .checked_add(delay)
+                .unwrap_or(Timestamp::MAX);
+            return Ok(Retry::At(at));
+        }
+        let error = format!(
+            "batch {}..{} failed after {} attempts: {reason}",
+            lease.recipients.start, lease.recipients.end, lease.attempt
+        );
+        self.dead_letter(lease, acker, reason, &error).await
+    }
+
+    async fn reject(&self, lease: &Lease, reason: &str) -> PortResult<Retry> {
+        let Some(acker) = self.take_held(lease) else {
+            return Ok(Retry::Stale);
+        };
+        let error = request_error(&lease.recipients, reason);
+        self.dead_letter(lease, acker, reason, &error).await
+    }
+
+    async fn release(&self, lease: &Lease) -> PortResult<()> {
+        let Some(acker) = self.take_held(lease) else {
+            return Ok(());
+        };
+        let recorded = self.ledger.record_release(&batch_ref(lease)).await;
+        settle(&acker, AckKind::Nak(None)).await;
+        recorded
+    }
+
+    fn lease_timeout(&self) -> Duration {
+        self.options.lease_timeout
+    }
+
+    async fn in_progress(&self, lease: &Lease) -> PortResult<bool> {
+        let reply = {
+            let mut held = self.held();
+            let Some(entry) = held.get_mut(&lease.id) else {
+                return Ok(false);
+            };
+            let now = Instant::now();
+            if entry.deadline.is_some_and(|deadline| deadline <= now) {
+                held.remove(&lease.id);
+                return Ok(false);
+            }
+            entry.deadline = now.checked_add(self.options.lease_timeout);
+            entry.reply.clone()
+        };
+        self.acker(reply)
+            .ack_with(AckKind::Progress)
+            .await
+            .map_err(|e| Error::backend("reporting a batch in progress to NATS", e))?;
+        Ok(true)
+    }
+
+    async fn status(
+        &self,
+        company: &CompanyId,
+        request_id: &RequestId,
+    ) -> PortResult<Option<RequestStatus>> {
+        self.ledger.request_status(company, request_id).await
+    }
+
+    async fn depths(&self) -> PortResult<LaneDepths> {
+        self.ledger.unfinished_batches().await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> PortResult<Vec<DeadLetter>> {
+        self.ledger.dead_letters(limit).await
+    }
+
+    async fn unannounced(
+        &self,
+        finished_before: Timestamp,
+        limit: usize,
+    ) -> PortResult<Vec<RequestStatus>> {
+        self.ledger.unannounced(finished_before, limit).await
+    }
+
+    async fn announced(&self, company: &CompanyId, request_id: &RequestId) -> PortResult<()> {
+        self.ledger.announced(company, request_id).await
+    }
+}

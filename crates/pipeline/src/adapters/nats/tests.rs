@@ -1,0 +1,264 @@
+//! The queue contract on the NATS server and PostgreSQL of this machine
+//! (`ARTIFACT_TEST_NATS_URL` and `ARTIFACT_TEST_POSTGRES_URL` to use
+//! others). Each test has a stream and a schema of its own. Where a server
+//! does not answer, the tests say they were skipped, except in CI (`CI`
+//! set), where they fail.
+
+use std::sync::Arc;
+
+use artifact_render::request::Priority;
+
+use super::{NatsOptions, NatsQueue};
+use crate::adapters::postgres::PostgresStore;
+use crate::adapters::postgres::tests::{drop_schema, fresh, test_name};
+use crate::contract::{self, QUEUE_CONFIG};
+use crate::{Completion, RequestQueue, Submitted};
+
+pub(crate) fn nats_url() -> String {
+    std::env::var("ARTIFACT_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A queue configured as the contract says, on a fresh stream and schema,
+/// or `None` (said aloud) when a server does not answer outside CI.
+pub(crate) async fn fresh_queue(
+    test: &str,
+    options: NatsOptions,
+) -> Option<(NatsQueue, Arc<PostgresStore>, String)> {
+    let (store, schema) = fresh(test).await?;
+    let options = NatsOptions {
+        url: nats_url(),
+        name: test_name(test),
+        ..options
+    };
+    let queue = match NatsQueue::connect(options.clone(), store.clone()).await {
+        Ok(queue) => queue,
+        Err(error @ crate::Error::Backend { .. }) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "skipped {test}: NATS not reachable at {} ({error})",
+                nats_url()
+            );
+            drop_schema(&store, &schema).await;
+            return None;
+        }
+        Err(error) => panic!("NATS must be reachable at {} in CI: {error}", nats_url()),
+    };
+    // A stream left by an earlier run under the same process id.
+    queue.delete_stream().await;
+    let queue = NatsQueue::connect(options, store.clone())
+        .await
+        .expect("reconnect after clearing the stream");
+    Some((queue, store, schema))
+}
+
+pub(crate) fn contract_options() -> NatsOptions {
+    NatsOptions {
+        batch_size: QUEUE_CONFIG.batch_size,
+        sms_batch_size: QUEUE_CONFIG.batch_size,
+        max_attempts: QUEUE_CONFIG.max_attempts,
+        retry_backoff: QUEUE_CONFIG.retry_backoff,
+        lease_timeout: QUEUE_CONFIG.lease_timeout,
+        ..NatsOptions::default()
+    }
+}
+
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let Some((queue, store, schema)) =
+                    fresh_queue(stringify!($name), contract_options()).await
+                else {
+                    return;
+                };
+                contract::$name(&queue).await;
+                queue.delete_stream().await;
+                drop_schema(&store, &schema).await;
+            }
+        )*
+    };
+}
+
+// Not `queue_companies_take_turns_within_a_lane`: the stream delivers a
+// priority's batches in the order they were published (see ARCHITECTURE.md).
+contract_tests!(
+    queue_submit_is_idempotent,
+    queue_status_is_tenant_scoped,
+    queue_batches_cover_every_recipient_once,
+    queue_leases_high_before_normal_before_low,
+    queue_complete_counts_once_and_finishes_once,
+    queue_stale_answers_change_nothing,
+    queue_expired_lease_is_delivered_again,
+    queue_fail_retries_then_dead_letters,
+    queue_dead_letter_fails_the_request_and_the_rest_still_counts,
+    queue_release_does_not_burn_an_attempt,
+    queue_lease_waits_and_wakes_on_submit,
+    queue_depths_count_unfinished_batches,
+    queue_unannounced_lists_finished_requests_until_announced,
+    queue_reject_dead_letters_at_once,
+);
+
+/// A lease carries its batch's recipients alone, at their submitted
+/// positions, so no message holds the whole list.
+#[tokio::test]
+async fn a_batch_message_carries_only_its_recipients() {
+    let Some((queue, store, schema)) = fresh_queue("batch_alone", contract_options()).await else {
+        return;
+    };
+    queue
+        .submit(contract::sample_request(
+            "acme",
+            "req-1",
+            Priority::Normal,
+            5,
+        ))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Some(lease) = queue.lease(std::time::Duration::ZERO).await.unwrap() {
+        assert_eq!(
+            lease.request.render_recipients().len(),
+            lease.recipients.len()
+        );
+        assert_eq!(lease.offset, lease.recipients.start);
+        let ids: Vec<_> = lease
+            .batch()
+            .iter()
+            .map(|r| r.recipient_id.as_str().to_owned())
+            .collect();
+        let expected: Vec<_> = lease.recipients.clone().map(|i| format!("r{i}")).collect();
+        assert_eq!(ids, expected);
+        seen.extend(ids);
+    }
+    assert_eq!(seen.len(), 5);
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
+
+/// A request whose batches would pass the server's max payload is split
+/// into smaller batches; one whose single recipient does not fit is
+/// refused, naming the recipient, and nothing is queued.
+#[tokio::test]
+async fn batches_stay_under_the_max_payload_and_an_oversize_recipient_is_refused() {
+    let options = NatsOptions {
+        sms_batch_size: 1_000,
+        ..contract_options()
+    };
+    let Some((queue, store, schema)) = fresh_queue("max_payload", options).await else {
+        return;
+    };
+    let max_payload = queue.client.server_info().max_payload;
+    // 1,000 recipients with ~2 KB of event data each: ~2 MB in one batch.
+    let padding = "x".repeat(2_000);
+    let big = request_with_event_data("acme", "big", 1_000, &padding);
+    let Submitted::Accepted(_) = queue.submit(big).await.unwrap() else {
+        panic!("accepted");
+    };
+    let mut covered = 0;
+    while let Some(lease) = queue.lease(std::time::Duration::ZERO).await.unwrap() {
+        covered += lease.recipients.len();
+        let size = lease.request.stored_json().unwrap().len();
+        assert!(size < max_payload, "{size} bytes");
+        queue
+            .complete(&lease, contract::rendered(lease.recipients.len() as u64))
+            .await
+            .unwrap();
+    }
+    assert_eq!(covered, 1_000);
+
+    let huge = request_with_event_data("acme", "huge", 2, &"y".repeat(max_payload));
+    let error = queue.submit(huge).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("render_recipients[0] alone makes a batch of"),
+        "{error}"
+    );
+    let status = queue
+        .status(
+            &contract::company("acme"),
+            &artifact_render::request::RequestId::parse("huge").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, None, "nothing is recorded for a refused request");
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
+
+fn request_with_event_data(
+    company: &str,
+    id: &str,
+    recipients: usize,
+    padding: &str,
+) -> Arc<artifact_render::RenderRequest> {
+    let base = contract::sample_request(company, id, Priority::Normal, recipients);
+    let mut body: serde_json::Value = serde_json::from_str(&base.stored_json().unwrap()).unwrap();
+    for recipient in body["render_recipients"].as_array_mut().unwrap() {
+        recipient["context"] = serde_json::json!({ "padding": padding });
+    }
+    let limits = artifact_render::RequestLimits {
+        max_recipients: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+    Arc::new(
+        artifact_render::RenderRequest::from_json(&serde_json::to_vec(&body).unwrap(), &limits)
+            .unwrap(),
+    )
+}
+
+/// A submit whose publishing never finished reads as absent, and
+/// submitting again publishes it once: the server drops the batches it
+/// already has.
+#[tokio::test]
+async fn a_resubmit_after_a_half_published_submit_publishes_each_batch_once() {
+    let Some((queue, store, schema)) = fresh_queue("half_published", contract_options()).await
+    else {
+        return;
+    };
+    let request = contract::sample_request("acme", "req-1", Priority::Normal, 5);
+    // The ledger row and the first two batches, as a submit that died.
+    let messages = queue.batch_messages(&request).unwrap();
+    store
+        .record_submit(
+            request.company_id(),
+            request.request_id(),
+            request.priority(),
+            5,
+            messages.len(),
+            request.response_metadata(),
+        )
+        .await
+        .unwrap();
+    queue
+        .publish(&request, messages.into_iter().take(2).collect())
+        .await
+        .unwrap();
+    let company = contract::company("acme");
+    assert_eq!(
+        queue.status(&company, request.request_id()).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        queue.submit(request.clone()).await.unwrap(),
+        Submitted::Accepted(_)
+    ));
+    assert!(matches!(
+        queue.submit(request.clone()).await.unwrap(),
+        Submitted::Existing(_)
+    ));
+    let mut ranges = Vec::new();
+    let mut finished = 0;
+    while let Some(lease) = queue.lease(std::time::Duration::ZERO).await.unwrap() {
+        ranges.push(lease.recipients.clone());
+        let counts = contract::rendered(lease.recipients.len() as u64);
+        if let Completion::Finished(_) = queue.complete(&lease, counts).await.unwrap() {
+            finished += 1;
+        }
+    }
+    ranges.sort_by_key(|range| range.start);
+    assert_eq!(ranges, [0..2, 2..4, 4..5]);
+    assert_eq!(finished, 1);
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
