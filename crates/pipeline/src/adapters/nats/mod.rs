@@ -15,6 +15,7 @@
 //! the queue connects (`artifact nats setup` does only that).
 
 mod queue;
+mod responses;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +25,7 @@ use artifact_render::request::Priority;
 use async_nats::jetstream::{self, consumer::pull, stream};
 
 pub use queue::NatsQueue;
+pub use responses::{NatsResponses, RESPONSE_RETENTION};
 
 use crate::{Error, PortResult};
 
@@ -70,7 +72,7 @@ impl Default for NatsOptions {
 }
 
 impl NatsOptions {
-    fn check(&self) -> PortResult<()> {
+    pub fn check(&self) -> PortResult<()> {
         let name_ok = !self.name.is_empty()
             && self
                 .name

@@ -118,6 +118,11 @@ impl NatsQueue {
         })
     }
 
+    /// The connection, shared with whatever else publishes to the server.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
     /// The stream and consumer settings this queue runs with.
     pub fn options(&self) -> &NatsOptions {
         &self.options

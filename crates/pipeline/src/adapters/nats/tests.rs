@@ -262,3 +262,52 @@ async fn a_resubmit_after_a_half_published_submit_publishes_each_batch_once() {
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
 }
+
+/// A response event is kept for polling and published on its company's
+/// subject, where a subscriber receives it.
+#[tokio::test]
+async fn response_events_are_logged_and_published_per_company() {
+    use crate::{ResponseEvent, ResponseLog, ResponseSink};
+    use futures_util::StreamExt;
+
+    let Some((queue, store, schema)) = fresh_queue("responses", contract_options()).await else {
+        return;
+    };
+    let responses =
+        super::NatsResponses::connect(queue.client().clone(), queue.options(), store.clone())
+            .await
+            .unwrap();
+    let acme = contract::company("acme");
+    let mut subscription = queue
+        .client()
+        .subscribe(responses.subject(&acme))
+        .await
+        .unwrap();
+    let event = ResponseEvent {
+        company_id: acme.clone(),
+        request_id: artifact_render::request::RequestId::parse("req-1").unwrap(),
+        state: crate::RequestState::Done,
+        counts: contract::rendered(3),
+        response_metadata: serde_json::json!({"trace": "req-1"}),
+        finished_at: jiff::Timestamp::now(),
+        error: None,
+    };
+    responses.publish(event.clone()).await.unwrap();
+    let received = tokio::time::timeout(std::time::Duration::from_secs(5), subscription.next())
+        .await
+        .expect("published within 5 s")
+        .expect("a message");
+    let published: ResponseEvent = serde_json::from_slice(&received.payload).unwrap();
+    assert_eq!(published, event);
+    let listed = responses.list(&acme, 0, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].1, event);
+    let _ = async_nats::jetstream::new(queue.client().clone())
+        .delete_stream(format!(
+            "{}_RESPONSES",
+            queue.options().name.to_ascii_uppercase()
+        ))
+        .await;
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}

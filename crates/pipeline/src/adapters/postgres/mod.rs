@@ -7,6 +7,7 @@
 //! connects, or by `artifact db migrate`.
 
 mod artifacts;
+mod events;
 mod profiles;
 mod requests;
 mod templates;
@@ -125,6 +126,19 @@ CREATE TABLE dead_letters (
     reason TEXT NOT NULL,
     at TEXT NOT NULL
 );
+-- Event text, not JSONB: served back as it was written.
+CREATE TABLE response_events (
+    seq BIGSERIAL PRIMARY KEY,
+    company_id TEXT NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE INDEX response_events_by_company ON response_events (company_id, seq);
+CREATE TABLE engagement_events (
+    seq BIGSERIAL PRIMARY KEY,
+    company_id TEXT NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE INDEX engagement_events_by_company ON engagement_events (company_id, seq);
 "#,
 ];
 

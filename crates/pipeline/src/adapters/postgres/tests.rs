@@ -94,6 +94,8 @@ contract_tests!(
     artifacts_list_pages_by_recipient,
     artifacts_list_lane_pages_across_companies,
     artifacts_are_tenant_scoped,
+    responses_list_in_order_per_company,
+    engagement_list_in_order_per_company,
 );
 
 #[tokio::test]
