@@ -42,6 +42,9 @@
 //! percent = 5
 //! key = "company"            # or "message", "recipient"
 //! ```
+//!
+//! The scaled-out mode (see `scaled.rs`) reads `queue` and `store` from
+//! `[service]`, and the `[nats]` and `[postgres]` sections.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -66,6 +69,32 @@ struct File {
     canary: CanarySettings,
     #[serde(default)]
     flags: std::collections::BTreeMap<String, artifact_pipeline::flags::Flag>,
+    #[serde(default)]
+    nats: NatsSection,
+    #[serde(default)]
+    postgres: PostgresSection,
+}
+
+/// The `[nats]` section: how the scaled-out mode's queue uses the broker.
+/// Durations are written `30s`, `10m`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSection {
+    pub name: Option<String>,
+    pub sms_batch_size: Option<usize>,
+    pub max_attempts: Option<u32>,
+    pub retry_backoff: Option<String>,
+    pub lease_timeout: Option<String>,
+    pub replicas: Option<usize>,
+    pub duplicate_window: Option<String>,
+}
+
+/// The `[postgres]` section: the scaled-out mode's database.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSection {
+    pub schema: Option<String>,
+    pub max_connections: Option<usize>,
 }
 
 /// The `[canary]` section: which share of production `serve` mirrors, to
@@ -122,6 +151,10 @@ pub struct ServiceSettings {
     pub batch_size: Option<usize>,
     pub profile_projection: Option<bool>,
     pub audit_sample: Option<f64>,
+    /// `nats://…`: the scaled-out mode's queue.
+    pub queue: Option<String>,
+    /// `postgres://…`: the scaled-out mode's store.
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +185,10 @@ pub struct Config {
     pub canary: CanarySettings,
     /// The `[flags.NAME]` sections: rollout flags at start.
     pub flags: std::collections::BTreeMap<String, artifact_pipeline::flags::Flag>,
+    /// The `[nats]` section, as written in the file.
+    pub nats: NatsSection,
+    /// The `[postgres]` section, as written in the file.
+    pub postgres: PostgresSection,
 }
 
 impl Config {
@@ -181,6 +218,8 @@ impl Config {
             service: file.service,
             canary: file.canary,
             flags: file.flags,
+            nats: file.nats,
+            postgres: file.postgres,
         })
     }
 }

@@ -3,6 +3,7 @@
 mod cmd;
 mod config;
 mod demo;
+mod scaled;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -32,14 +33,20 @@ enum Command {
     /// Render one request from files: a request, its profiles and templates.
     Render(cmd::render::Args),
     /// Run the service: HTTP API, durable queue and workers on the embedded
-    /// store.
+    /// store, or the API (and workers) of the scaled-out mode.
     Serve(cmd::serve::Args),
     /// Generate synthetic render traffic and report throughput and latency.
     Loadgen(Box<cmd::loadgen::Args>),
     /// Check templates without rendering them.
     Templates(cmd::templates::Args),
-    /// Run a canary or control lane: render the recipients `serve` mirrors.
+    /// Run workers without the API: production workers of the scaled-out
+    /// mode (`--queue`, `--store`), or a canary or control lane rendering
+    /// the recipients `serve` mirrors.
     Worker(cmd::worker::Args),
+    /// The scaled-out mode's database: `artifact db migrate`.
+    Db(cmd::db::Args),
+    /// The scaled-out mode's broker: `artifact nats setup`.
+    Nats(cmd::nats::Args),
     /// Compare the canary lane's artifacts with production's.
     Canary(cmd::canary::Args),
     /// Render requests with every read of the data noted, and report what
@@ -63,6 +70,8 @@ fn main() -> ExitCode {
         Command::Loadgen(args) => cmd::loadgen::run_command(&args),
         Command::Audit(args) => cmd::audit::run(&args),
         Command::Worker(args) => cmd::worker::run(&args),
+        Command::Db(args) => cmd::db::run(&args),
+        Command::Nats(args) => cmd::nats::run(&args),
         Command::Canary(args) => match cmd::canary::run(&args) {
             Ok(cmd::canary::Verdict::Pass) => Ok(()),
             Ok(cmd::canary::Verdict::Fail) => return ExitCode::FAILURE,

@@ -2,7 +2,9 @@
 
 pub mod audit;
 pub mod canary;
+pub mod db;
 pub mod loadgen;
+pub mod nats;
 pub mod render;
 pub mod serve;
 pub mod templates;

@@ -1,5 +1,7 @@
-//! `artifact serve`: the whole service in one process on the embedded
-//! store: HTTP API, durable queue, workers, profile and template stores.
+//! `artifact serve`: the HTTP API and workers. On the embedded default the
+//! whole service runs in one process (durable queue, stores and workers);
+//! with `--queue nats://… --store postgres://…` it is one of many API
+//! processes of the scaled-out mode, with or without workers of its own.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,13 +16,18 @@ use artifact_pipeline::flags::Flags;
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::sinks::{DiscardSink, NdjsonSink, OutboxSink};
 use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
-use artifact_pipeline::{ArtifactSink, ArtifactStore};
+use artifact_pipeline::adapters::postgres::PostgresStore;
+use artifact_pipeline::{
+    ArtifactSink, ArtifactStore, EngagementLog, ProfileStore, RequestQueue, ResponseLog,
+    TemplateStore,
+};
 use artifact_render::RenderLimits;
 use artifact_server::{ApiLimits, AppState};
 use tracing::info;
 
 use crate::config::{Config, ServiceSettings};
 use crate::demo;
+use crate::scaled::{Locations, Scaled};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -34,7 +41,8 @@ pub struct Args {
     /// The address the HTTP API listens on [default: 127.0.0.1:8080].
     #[arg(long, env = "ARTIFACT_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Render workers [default: two per core].
+    /// Render workers [default: two per core]; 0 runs the API alone, in the
+    /// scaled-out mode.
     #[arg(long, env = "ARTIFACT_WORKERS")]
     workers: Option<usize>,
     /// Where artifacts go: `store` (the embedded database, readable through
@@ -64,11 +72,15 @@ pub struct Args {
     /// and print a request to paste.
     #[arg(long)]
     demo: bool,
+    #[command(flatten)]
+    locations: Locations,
 }
 
 /// The settings after flags, environment and file are merged.
 #[derive(Debug)]
 struct Settings {
+    /// `None` on the embedded default.
+    scaled: Option<Scaled>,
     data_dir: PathBuf,
     listen: SocketAddr,
     workers: WorkerSettings,
@@ -77,8 +89,9 @@ struct Settings {
     canary_sample: Option<f64>,
 }
 
+/// Where artifacts go, as `--sink` names it.
 #[derive(Debug, PartialEq)]
-enum SinkSpec {
+pub(crate) enum SinkSpec {
     Store,
     Outbox(PathBuf),
     Ndjson(PathBuf),
@@ -86,7 +99,7 @@ enum SinkSpec {
 }
 
 impl SinkSpec {
-    fn parse(value: &str) -> Result<Self> {
+    pub(crate) fn parse(value: &str) -> Result<Self> {
         let spec = match value.split_once(':') {
             None if value == "store" => SinkSpec::Store,
             None if value == "discard" => SinkSpec::Discard,
@@ -100,14 +113,29 @@ impl SinkSpec {
     }
 }
 
+impl SinkSpec {
+    /// Opens the sink; `store` is `store`.
+    pub(crate) fn open(&self, store: Arc<dyn ArtifactSink>) -> Result<Arc<dyn ArtifactSink>> {
+        Ok(match self {
+            SinkSpec::Store => store,
+            SinkSpec::Outbox(dir) => Arc::new(OutboxSink::open(dir)?),
+            SinkSpec::Ndjson(file) => Arc::new(NdjsonSink::open(file)?),
+            SinkSpec::Discard => Arc::new(DiscardSink::default()),
+        })
+    }
+}
+
 impl Settings {
-    fn merge(args: &Args, file: &ServiceSettings) -> Result<Self> {
+    fn merge(args: &Args, file: &ServiceSettings, scaled: Option<Scaled>) -> Result<Self> {
         let workers = args
             .workers
             .or(file.workers)
             .unwrap_or_else(artifact_pipeline::worker::default_workers);
-        if workers == 0 {
-            bail!("workers: must be at least 1");
+        if workers == 0 && scaled.is_none() {
+            bail!(
+                "workers: must be at least 1 on the embedded store (0, an API without \
+                 workers, is for the scaled-out mode)"
+            );
         }
         let batch_size = args
             .batch_size
@@ -117,6 +145,7 @@ impl Settings {
             bail!("batch_size: must be at least 1");
         }
         Ok(Self {
+            scaled,
             data_dir: args
                 .data_dir
                 .clone()
@@ -155,8 +184,10 @@ impl Settings {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let config = Config::load(args.config.as_deref(), |name| std::env::var(name).ok())?;
-    let settings = Settings::merge(args, &config.service)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let config = Config::load(args.config.as_deref(), env)?;
+    let scaled = Scaled::resolve(&args.locations, args.batch_size, &config, env)?;
+    let settings = Settings::merge(args, &config.service, scaled)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -171,28 +202,18 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
              add --config examples/artifact.toml"
         );
     }
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
-    let db = settings.data_dir.join("artifact.db");
-    let store = EmbeddedStore::open(
-        &db,
-        EmbeddedOptions {
-            batch_size: settings.batch_size,
-            ..EmbeddedOptions::default()
-        },
-    )
-    .with_context(|| format!("cannot open {}", db.display()))?;
-
+    let backend = match &settings.scaled {
+        None => Backend::embedded(&settings)?,
+        Some(scaled) => Backend::scaled(scaled).await?,
+    };
     let (sink, artifacts): (Arc<dyn ArtifactSink>, Option<Arc<dyn ArtifactStore>>) =
         match &settings.sink {
-            SinkSpec::Store => (store.clone(), Some(store.clone())),
-            SinkSpec::Outbox(dir) => (Arc::new(OutboxSink::open(dir)?), None),
-            SinkSpec::Ndjson(file) => (Arc::new(NdjsonSink::open(file)?), None),
-            SinkSpec::Discard => (Arc::new(DiscardSink::default()), None),
+            SinkSpec::Store => (backend.artifacts.clone(), Some(backend.artifacts.clone())),
+            other => (other.open(backend.artifacts.clone())?, None),
         };
 
     let renderer = Arc::new(Renderer::new(
-        store.clone(),
+        backend.templates.clone(),
         config.tracking.clone(),
         1024,
         RenderLimits::default(),
@@ -204,7 +225,14 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
     let address = listener.local_addr()?;
 
     if demo {
-        let seeded = demo::seed(&*store, &settings.data_dir).await?;
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!("cannot create data dir {}", settings.data_dir.display())
+        })?;
+        let seeded = match (&backend.embedded, &backend.postgres) {
+            (Some(store), _) => demo::seed(&**store, &settings.data_dir).await?,
+            (None, Some(store)) => demo::seed(&**store, &settings.data_dir).await?,
+            (None, None) => unreachable!("a backend is embedded or on PostgreSQL"),
+        };
         print_demo(address, &seeded);
     }
 
@@ -216,6 +244,12 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
         clients: config.canary.clients.clone(),
     };
     if canary != CanarySample::default() {
+        let Some(store) = &backend.embedded else {
+            bail!(
+                "canary mirroring runs on the embedded store; the scaled-out mode does not \
+                 mirror yet: drop --canary-sample and [canary]"
+            );
+        };
         let lanes = config
             .canary
             .lanes
@@ -242,24 +276,26 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
         workers.mirror = Some(Arc::new(mirror));
     }
     let workers_flags = workers.flags.clone();
-    let pool = WorkerPool::start(
-        workers,
-        WorkerPorts {
-            queue: store.clone(),
-            profiles: store.clone(),
-            sink,
-            responses: store.clone(),
-        },
-        renderer.clone(),
-        metrics.clone(),
-    );
+    let pool = (workers.workers > 0).then(|| {
+        WorkerPool::start(
+            workers,
+            WorkerPorts {
+                queue: backend.queue.clone(),
+                profiles: backend.profiles.clone(),
+                sink,
+                responses: backend.responses.clone(),
+            },
+            renderer.clone(),
+            metrics.clone(),
+        )
+    });
     let state = AppState {
-        queue: store.clone(),
-        profiles: store.clone(),
-        templates: store.clone(),
+        queue: backend.queue.clone(),
+        profiles: backend.profiles.clone(),
+        templates: backend.templates.clone(),
         artifacts,
-        responses: store.clone(),
-        engagement: store.clone(),
+        responses: backend.responses.clone(),
+        engagement: backend.engagement.clone(),
         renderer,
         metrics,
         audit: settings.workers.audit.clone(),
@@ -271,15 +307,75 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
         workers = settings.workers.workers,
         profile_projection = settings.workers.profile_projection,
         sink = ?settings.sink,
-        data_dir = %settings.data_dir.display(),
+        backend = backend.name,
         "serving"
     );
     eprintln!("artifact serve: listening on http://{address}");
     artifact_server::serve(listener, artifact_server::router(state), shutdown_signal()).await?;
     info!("HTTP stopped; finishing in-flight batches");
-    pool.shutdown().await;
+    if let Some(pool) = pool {
+        pool.shutdown().await;
+    }
     info!("stopped");
     Ok(())
+}
+
+/// The ports `serve` runs on: the embedded store, or NATS and PostgreSQL.
+struct Backend {
+    name: String,
+    queue: Arc<dyn RequestQueue>,
+    profiles: Arc<dyn ProfileStore>,
+    templates: Arc<dyn TemplateStore>,
+    artifacts: Arc<dyn ArtifactStore>,
+    responses: Arc<dyn ResponseLog>,
+    engagement: Arc<dyn EngagementLog>,
+    /// Set on the embedded default: the canary mirror needs it.
+    embedded: Option<Arc<EmbeddedStore>>,
+    postgres: Option<Arc<PostgresStore>>,
+}
+
+impl Backend {
+    fn embedded(settings: &Settings) -> Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!("cannot create data dir {}", settings.data_dir.display())
+        })?;
+        let db = settings.data_dir.join("artifact.db");
+        let store = EmbeddedStore::open(
+            &db,
+            EmbeddedOptions {
+                batch_size: settings.batch_size,
+                ..EmbeddedOptions::default()
+            },
+        )
+        .with_context(|| format!("cannot open {}", db.display()))?;
+        Ok(Self {
+            name: format!("embedded {}", db.display()),
+            queue: store.clone(),
+            profiles: store.clone(),
+            templates: store.clone(),
+            artifacts: store.clone(),
+            responses: store.clone(),
+            engagement: store.clone(),
+            embedded: Some(store),
+            postgres: None,
+        })
+    }
+
+    async fn scaled(scaled: &Scaled) -> Result<Self> {
+        let connected = scaled.connect().await?;
+        let store = connected.store;
+        Ok(Self {
+            name: format!("{} + {}", scaled.nats.url, scaled.postgres.url),
+            queue: connected.queue,
+            profiles: store.clone(),
+            templates: store.clone(),
+            artifacts: store.clone(),
+            responses: connected.responses,
+            engagement: store.clone(),
+            embedded: None,
+            postgres: Some(store),
+        })
+    }
 }
 
 pub(crate) async fn shutdown_signal() {
@@ -369,8 +465,9 @@ mod tests {
             audit_sample: None,
             canary_sample: None,
             demo: false,
+            locations: Locations::default(),
         };
-        let settings = Settings::merge(&args, &file).unwrap();
+        let settings = Settings::merge(&args, &file, None).unwrap();
         assert_eq!(settings.listen.port(), 9100);
         assert_eq!(settings.workers.workers, 3);
         assert!(settings.workers.profile_projection && settings.workers.audit.is_none());
@@ -382,33 +479,33 @@ mod tests {
             profile_projection: Some(false),
             ..file.clone()
         };
-        let settings = Settings::merge(&args, &off_in_file).unwrap();
+        let settings = Settings::merge(&args, &off_in_file, None).unwrap();
         assert!(!settings.workers.profile_projection);
         let on_by_flag = Args {
             profile_projection: Some(true),
             ..args.clone()
         };
-        let settings = Settings::merge(&on_by_flag, &off_in_file).unwrap();
+        let settings = Settings::merge(&on_by_flag, &off_in_file, None).unwrap();
         assert!(settings.workers.profile_projection);
 
         let zero = Args {
             workers: Some(0),
             ..args.clone()
         };
-        let error = Settings::merge(&zero, &file).unwrap_err().to_string();
+        let error = Settings::merge(&zero, &file, None).unwrap_err().to_string();
         assert!(error.contains("workers"), "{error}");
 
         let audited = Args {
             audit_sample: Some(0.01),
             ..args.clone()
         };
-        let settings = Settings::merge(&audited, &file).unwrap();
+        let settings = Settings::merge(&audited, &file, None).unwrap();
         assert!(settings.workers.audit.is_some());
         let too_much = Args {
             audit_sample: Some(2.0),
             ..args
         };
-        let error = Settings::merge(&too_much, &file).unwrap_err().to_string();
+        let error = Settings::merge(&too_much, &file, None).unwrap_err().to_string();
         assert!(error.contains("audit sample 2"), "{error}");
     }
 }

@@ -1,7 +1,12 @@
-//! `artifact worker --lane canary|control`: renders the recipients
-//! production mirrors, with this process's configuration and template
-//! versions, into the same store, beside production's artifacts. It may be
-//! another build; it never sends anything.
+//! `artifact worker`, two kinds:
+//!
+//! - `--queue nats://… --store postgres://…`: production workers of the
+//!   scaled-out mode, stateless: start as many processes, on as many
+//!   machines, as the load needs.
+//! - `--lane canary|control`: renders the recipients production mirrors,
+//!   with this process's configuration and template versions, into the same
+//!   embedded store, beside production's artifacts. It may be another build;
+//!   it never sends anything.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,20 +16,34 @@ use anyhow::{Context, Result, bail};
 use artifact_pipeline::Lane;
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
 use artifact_pipeline::canary::{LanePorts, LaneWorker, parse_template_version};
+use artifact_pipeline::flags::Flags;
 use artifact_pipeline::metrics::Metrics;
-use artifact_pipeline::worker::Renderer;
+use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
 use artifact_render::RenderLimits;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::cmd::serve::SinkSpec;
 use crate::config::Config;
+use crate::scaled::{Locations, Scaled};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The lane this worker renders: `canary` (the candidate) or `control`
-    /// (a second production copy, to tell noise from regressions).
-    #[arg(long)]
+    /// (a second production copy, to tell noise from regressions), from the
+    /// embedded store; `production` (the default) from `--queue`.
+    #[arg(long, default_value = "production")]
     lane: String,
+    #[command(flatten)]
+    locations: Locations,
+    /// Where production artifacts go: `store` (PostgreSQL), `outbox:DIR`,
+    /// `ndjson:FILE` or `discard` [default: store].
+    #[arg(long, env = "ARTIFACT_SINK")]
+    sink: Option<String>,
+    /// Fetch only the top-level profile keys a batch's template reads
+    /// [default: true].
+    #[arg(long, env = "ARTIFACT_PROFILE_PROJECTION")]
+    profile_projection: Option<bool>,
     /// The data dir of the `artifact serve` whose traffic is mirrored.
     #[arg(long, env = "ARTIFACT_DATA_DIR", default_value = "artifact-data")]
     data_dir: PathBuf,
@@ -35,11 +54,12 @@ pub struct Args {
     /// request names: `spring_sale=4`. May be given more than once.
     #[arg(long = "template-version", value_name = "TEMPLATE_ID=VERSION")]
     template_versions: Vec<String>,
-    /// Lane workers in this process.
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
-    /// Serve `/metrics` (the lane's recipients by outcome) and `/healthz`
-    /// here, e.g. 127.0.0.1:9101.
+    /// Workers in this process [default: two per core for production, 1
+    /// for a lane].
+    #[arg(long, env = "ARTIFACT_WORKERS")]
+    workers: Option<usize>,
+    /// Serve `/metrics` (recipients by outcome) and `/healthz` here, e.g.
+    /// 127.0.0.1:9101.
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
 }
@@ -65,15 +85,32 @@ pub(crate) fn open_attached(data_dir: &Path) -> Result<Arc<EmbeddedStore>> {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    let env = |name: &str| std::env::var(name).ok();
+    let config = Config::load(args.config.as_deref(), env)?;
+    let scaled = Scaled::resolve(&args.locations, None, &config, env)?;
     let lane = match Lane::parse(&args.lane) {
-        Some(lane @ (Lane::Canary | Lane::Control)) => lane,
-        Some(Lane::Production) => bail!(
-            "--lane production: production workers run inside `artifact serve`; \
-             `artifact worker` runs the canary and control lanes"
-        ),
-        None => bail!("--lane {:?}: give canary or control", args.lane),
+        Some(Lane::Production) => {
+            let Some(scaled) = scaled else {
+                bail!(
+                    "production workers need the scaled-out mode's --queue and --store; on \
+                     the embedded store they run inside `artifact serve` (or give --lane \
+                     canary|control)"
+                );
+            };
+            return run_production(args, config, scaled);
+        }
+        Some(lane) => lane,
+        None => bail!("--lane {:?}: give production, canary or control", args.lane),
     };
-    if args.workers == 0 {
+    if scaled.is_some() {
+        bail!(
+            "--lane {}: lane workers read the embedded store's mirror queue; the scaled-out \
+             mode does not mirror yet",
+            lane.as_str()
+        );
+    }
+    let lane_workers = args.workers.unwrap_or(1);
+    if lane_workers == 0 {
         bail!("--workers: must be at least 1");
     }
     let versions: HashMap<_, _> = args
@@ -82,7 +119,6 @@ pub fn run(args: &Args) -> Result<()> {
         .map(|spec| parse_template_version(spec))
         .collect::<Result<_, _>>()
         .map_err(anyhow::Error::msg)?;
-    let config = Config::load(args.config.as_deref(), |name| std::env::var(name).ok())?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -96,7 +132,7 @@ pub fn run(args: &Args) -> Result<()> {
             let metrics = Arc::new(Metrics::default());
             let (stop, stopped) = watch::channel(false);
             let mut workers = tokio::task::JoinSet::new();
-            for _ in 0..args.workers {
+            for _ in 0..lane_workers {
                 workers.spawn(
                     LaneWorker {
                         lane,
@@ -113,28 +149,102 @@ pub fn run(args: &Args) -> Result<()> {
             }
             info!(
                 lane = lane.as_str(),
-                workers = args.workers,
+                workers = lane_workers,
                 ?versions,
                 "lane worker running"
             );
-            match args.metrics_listen {
-                Some(address) => {
-                    let listener = tokio::net::TcpListener::bind(address)
-                        .await
-                        .with_context(|| format!("cannot listen on {address}"))?;
-                    info!(address = %listener.local_addr()?, "serving /metrics");
-                    artifact_server::serve(
-                        listener,
-                        artifact_server::lane_router(metrics.clone()),
-                        super::serve::shutdown_signal(),
-                    )
-                    .await?;
-                }
-                None => super::serve::shutdown_signal().await,
-            }
+            serve_metrics(args.metrics_listen, metrics).await?;
             let _ = stop.send(true);
             while workers.join_next().await.is_some() {}
             info!("stopped");
             Ok(())
         })
+}
+
+/// Production workers of the scaled-out mode, until SIGINT or SIGTERM; the
+/// batches in flight then finish and are recorded.
+fn run_production(args: &Args, config: Config, scaled: Scaled) -> Result<()> {
+    if !args.template_versions.is_empty() {
+        bail!("--template-version: production renders the versions requests name");
+    }
+    let workers = args
+        .workers
+        .unwrap_or_else(artifact_pipeline::worker::default_workers);
+    if workers == 0 {
+        bail!("--workers: must be at least 1");
+    }
+    let sink = SinkSpec::parse(
+        args.sink
+            .as_deref()
+            .or(config.service.sink.as_deref())
+            .unwrap_or("store"),
+    )?;
+    let flags = Arc::new(Flags::new(config.flags.clone()).map_err(anyhow::Error::msg)?);
+    let settings = WorkerSettings {
+        workers,
+        profile_projection: args
+            .profile_projection
+            .or(config.service.profile_projection)
+            .unwrap_or(true),
+        audit: None,
+        mirror: None,
+        flags,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(async move {
+            let connected = scaled.connect().await?;
+            let sink = sink.open(connected.store.clone())?;
+            let renderer = Arc::new(Renderer::new(
+                connected.store.clone(),
+                config.tracking,
+                1024,
+                RenderLimits::default(),
+            ));
+            let metrics = Arc::new(Metrics::default());
+            let pool = WorkerPool::start(
+                settings,
+                WorkerPorts {
+                    queue: connected.queue,
+                    profiles: connected.store.clone(),
+                    sink,
+                    responses: connected.responses,
+                },
+                renderer,
+                metrics.clone(),
+            );
+            info!(
+                workers,
+                queue = %scaled.nats.url,
+                store = %scaled.postgres.url,
+                "production workers running"
+            );
+            serve_metrics(args.metrics_listen, metrics).await?;
+            info!("stopping; finishing in-flight batches");
+            pool.shutdown().await;
+            info!("stopped");
+            Ok(())
+        })
+}
+
+/// Serves `/metrics` at `address`, if given, until SIGINT or SIGTERM.
+async fn serve_metrics(address: Option<std::net::SocketAddr>, metrics: Arc<Metrics>) -> Result<()> {
+    match address {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            info!(address = %listener.local_addr()?, "serving /metrics");
+            artifact_server::serve(
+                listener,
+                artifact_server::lane_router(metrics),
+                super::serve::shutdown_signal(),
+            )
+            .await?;
+        }
+        None => super::serve::shutdown_signal().await,
+    }
+    Ok(())
 }

@@ -25,7 +25,7 @@ use artifact_render::request::Priority;
 use async_nats::jetstream::{self, consumer::pull, stream};
 
 pub use queue::NatsQueue;
-pub use responses::{NatsResponses, RESPONSE_RETENTION};
+pub use responses::NatsResponses;
 
 use crate::{Error, PortResult};
 
@@ -101,6 +101,10 @@ impl NatsOptions {
         format!("{}_REQUESTS", self.name.to_ascii_uppercase())
     }
 
+    pub fn responses_stream_name(&self) -> String {
+        format!("{}_RESPONSES", self.name.to_ascii_uppercase())
+    }
+
     fn subject(&self, priority: Priority) -> String {
         format!("{}.requests.{}", self.name, priority_name(priority))
     }
@@ -114,6 +118,9 @@ impl NatsOptions {
         format!("{}.ready", self.name)
     }
 }
+
+/// How long the responses stream keeps an event.
+pub const RESPONSE_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 fn priority_name(priority: Priority) -> &'static str {
     match priority {
@@ -136,13 +143,15 @@ pub async fn connect(url: &str) -> PortResult<async_nats::Client> {
         .map_err(|e| Error::backend(format!("connecting to NATS at {url}"), e))
 }
 
-/// Creates the stream and its consumers, or brings existing ones to
-/// `options`. Idempotent: every process runs it when it starts.
+/// Creates the streams (requests, responses) and the request consumers, or
+/// brings existing ones to `options`. Idempotent: every process runs it
+/// when it starts.
 pub async fn setup(
-    context: &jetstream::Context,
+    client: &async_nats::Client,
     options: &NatsOptions,
 ) -> PortResult<Vec<jetstream::consumer::PullConsumer>> {
     options.check()?;
+    let context = &jetstream::new(client.clone());
     let stream_name = options.stream_name();
     let doing = format!("setting up the NATS stream {stream_name}");
     let config = stream::Config {
@@ -162,6 +171,20 @@ pub async fn setup(
         .get_stream(&stream_name)
         .await
         .map_err(|e| Error::backend(&doing, e))?;
+    let responses = options.responses_stream_name();
+    context
+        .create_or_update_stream(stream::Config {
+            name: responses.clone(),
+            subjects: vec![format!("{}.responses.*", options.name)],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: options.replicas,
+            max_age: RESPONSE_RETENTION,
+            duplicate_window: options.duplicate_window,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::backend(format!("setting up the NATS stream {responses}"), e))?;
     let mut consumers = Vec::with_capacity(PRIORITIES.len());
     for priority in PRIORITIES {
         let consumer = stream

@@ -91,7 +91,7 @@ impl NatsQueue {
         options.check()?;
         let client = connect(&options.url).await?;
         let jetstream = jetstream::new(client.clone());
-        let consumers = setup(&jetstream, &options).await?;
+        let consumers = setup(&client, &options).await?;
         let mut rings = client
             .subscribe(options.doorbell())
             .await
@@ -128,13 +128,15 @@ impl NatsQueue {
         &self.options
     }
 
-    /// Deletes the stream and its consumers: for tests.
+    /// Deletes the streams and their consumers: for tests.
     #[cfg(test)]
     pub(crate) async fn delete_stream(&self) {
-        let _ = self
-            .jetstream
-            .delete_stream(self.options.stream_name())
-            .await;
+        for stream in [
+            self.options.stream_name(),
+            self.options.responses_stream_name(),
+        ] {
+            let _ = self.jetstream.delete_stream(stream).await;
+        }
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Held>> {

@@ -6,10 +6,9 @@
 //! missed from its own durable consumer.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use artifact_render::request::CompanyId;
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream;
 use async_trait::async_trait;
 
 use super::NatsOptions;
@@ -17,8 +16,7 @@ use crate::adapters::OrBackend;
 use crate::adapters::postgres::PostgresStore;
 use crate::{Error, PortResult, ResponseEvent, ResponseLog, ResponseSink};
 
-/// How long the responses stream keeps an event.
-pub const RESPONSE_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
 
 /// Response events to PostgreSQL and to NATS.
 pub struct NatsResponses {
@@ -36,33 +34,14 @@ impl std::fmt::Debug for NatsResponses {
 }
 
 impl NatsResponses {
-    /// Sets up the responses stream (idempotently) on `client`'s server.
-    pub async fn connect(
-        client: async_nats::Client,
-        options: &NatsOptions,
-        log: Arc<PostgresStore>,
-    ) -> PortResult<Self> {
-        options.check()?;
-        let jetstream = jetstream::new(client);
-        let stream_name = format!("{}_RESPONSES", options.name.to_ascii_uppercase());
-        jetstream
-            .create_or_update_stream(stream::Config {
-                name: stream_name.clone(),
-                subjects: vec![format!("{}.responses.*", options.name)],
-                retention: stream::RetentionPolicy::Limits,
-                storage: stream::StorageType::File,
-                num_replicas: options.replicas,
-                max_age: RESPONSE_RETENTION,
-                duplicate_window: options.duplicate_window,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::backend(format!("setting up the NATS stream {stream_name}"), e))?;
-        Ok(Self {
-            jetstream,
+    /// Publishes on `client`'s server, into the stream [`super::setup`]
+    /// creates.
+    pub fn new(client: async_nats::Client, options: &NatsOptions, log: Arc<PostgresStore>) -> Self {
+        Self {
+            jetstream: jetstream::new(client),
             name: options.name.clone(),
             log,
-        })
+        }
     }
 
     /// The subject a company's response events are published on.

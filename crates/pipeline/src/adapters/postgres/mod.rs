@@ -41,6 +41,8 @@ pub use requests::{Answered, BatchRef};
 /// database.
 pub struct PostgresStore {
     pool: Pool,
+    /// The schema version before and after `connect` migrated it.
+    migrated: (usize, usize),
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -164,9 +166,17 @@ impl PostgresStore {
             .max_size(options.max_connections.max(1))
             .build()
             .map_err(|e| Error::backend("building the connection pool", e))?;
-        let store = Arc::new(Self { pool });
-        store.migrate(options.schema.as_deref()).await?;
-        Ok(store)
+        let mut store = Self {
+            pool,
+            migrated: (0, 0),
+        };
+        store.migrated = store.migrate(options.schema.as_deref()).await?;
+        Ok(Arc::new(store))
+    }
+
+    /// The schema version before and after connecting migrated it.
+    pub fn migrated(&self) -> (usize, usize) {
+        self.migrated
     }
 
     pub(crate) async fn client(&self) -> PortResult<Object> {
