@@ -130,8 +130,13 @@ pub(crate) fn nats_options(
         batch_size: batch_size
             .or(config.service.batch_size)
             .unwrap_or(defaults.batch_size),
-        sms_batch_size: setting(env, "ARTIFACT_NATS_SMS_BATCH_SIZE", file.sms_batch_size, parse)?
-            .unwrap_or(defaults.sms_batch_size),
+        sms_batch_size: setting(
+            env,
+            "ARTIFACT_NATS_SMS_BATCH_SIZE",
+            file.sms_batch_size,
+            parse,
+        )?
+        .unwrap_or(defaults.sms_batch_size),
         max_attempts: setting(env, "ARTIFACT_NATS_MAX_ATTEMPTS", file.max_attempts, parse)?
             .unwrap_or(defaults.max_attempts),
         retry_backoff: duration(
@@ -196,7 +201,7 @@ fn setting<T>(
     parse: impl Fn(String) -> Result<T>,
 ) -> Result<Option<T>> {
     match env(var) {
-        Some(text) => parse(text).map(Some).with_context(|| format!("{var}")),
+        Some(text) => parse(text).map(Some).with_context(|| var.to_owned()),
         None => Ok(from_file),
     }
 }
@@ -253,10 +258,21 @@ mod tests {
         );
         let error = Scaled::resolve(&locations(Some("nats://h:4222"), None), None, &empty, none)
             .unwrap_err();
-        assert!(error.to_string().starts_with("--queue needs --store"), "{error}");
-        let error = Scaled::resolve(&locations(None, Some("postgres://h/db")), None, &empty, none)
-            .unwrap_err();
-        assert!(error.to_string().starts_with("--store needs --queue"), "{error}");
+        assert!(
+            error.to_string().starts_with("--queue needs --store"),
+            "{error}"
+        );
+        let error = Scaled::resolve(
+            &locations(None, Some("postgres://h/db")),
+            None,
+            &empty,
+            none,
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().starts_with("--store needs --queue"),
+            "{error}"
+        );
         let error = Scaled::resolve(
             &locations(Some("http://h"), Some("postgres://h/db")),
             None,
@@ -321,15 +337,25 @@ mod tests {
             "#,
         );
         let error = Scaled::resolve(&locations(None, None), None, &config, |_| None).unwrap_err();
-        assert!(error.to_string().starts_with("lease_timeout \"soon\""), "{error}");
+        assert!(
+            error.to_string().starts_with("lease_timeout \"soon\""),
+            "{error}"
+        );
 
         let env = |name: &str| (name == "ARTIFACT_NATS_MAX_ATTEMPTS").then(|| "many".to_owned());
-        let config = self::config("[service]\nqueue = \"nats://h:4222\"\nstore = \"postgres://h/db\"\n");
+        let config =
+            self::config("[service]\nqueue = \"nats://h:4222\"\nstore = \"postgres://h/db\"\n");
         let error = Scaled::resolve(&locations(None, None), None, &config, env).unwrap_err();
-        assert!(format!("{error:#}").starts_with("ARTIFACT_NATS_MAX_ATTEMPTS"), "{error:#}");
+        assert!(
+            format!("{error:#}").starts_with("ARTIFACT_NATS_MAX_ATTEMPTS"),
+            "{error:#}"
+        );
 
         let env = |name: &str| (name == "ARTIFACT_NATS_NAME").then(|| "Has.Dots".to_owned());
         let error = Scaled::resolve(&locations(None, None), None, &config, env).unwrap_err();
-        assert!(error.to_string().contains("[nats]: NATS name \"Has.Dots\""), "{error}");
+        assert!(
+            error.to_string().contains("[nats]: NATS name \"Has.Dots\""),
+            "{error}"
+        );
     }
 }

@@ -26,11 +26,11 @@ fn a_lane_worker_names_what_is_wrong_with_its_arguments() {
     let cases: [(&[&str], &str); 5] = [
         (
             &["worker", "--lane", "production", "--data-dir", dir],
-            "production workers run inside `artifact serve`",
+            "production workers need the scaled-out mode's --queue and --store",
         ),
         (
             &["worker", "--lane", "blue", "--data-dir", dir],
-            "--lane \"blue\": give canary or control",
+            "--lane \"blue\": give production, canary or control",
         ),
         (
             &[

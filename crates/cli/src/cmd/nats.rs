@@ -71,4 +71,3 @@ pub fn run(args: &Args) -> Result<()> {
             Ok(())
         })
 }
-

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use artifact_pipeline::Lane;
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
+use artifact_pipeline::adapters::postgres::PostgresStore;
 use artifact_pipeline::audit::TrafficAudit;
 use artifact_pipeline::canary::{CanarySample, Mirror};
 use artifact_pipeline::flags::Flags;
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::sinks::{DiscardSink, NdjsonSink, OutboxSink};
 use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
-use artifact_pipeline::adapters::postgres::PostgresStore;
 use artifact_pipeline::{
     ArtifactSink, ArtifactStore, EngagementLog, ProfileStore, RequestQueue, ResponseLog,
     TemplateStore,
@@ -225,9 +225,8 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
     let address = listener.local_addr()?;
 
     if demo {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!("cannot create data dir {}", settings.data_dir.display())
-        })?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
         let seeded = match (&backend.embedded, &backend.postgres) {
             (Some(store), _) => demo::seed(&**store, &settings.data_dir).await?,
             (None, Some(store)) => demo::seed(&**store, &settings.data_dir).await?,
@@ -336,9 +335,8 @@ struct Backend {
 
 impl Backend {
     fn embedded(settings: &Settings) -> Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!("cannot create data dir {}", settings.data_dir.display())
-        })?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
         let db = settings.data_dir.join("artifact.db");
         let store = EmbeddedStore::open(
             &db,
@@ -505,7 +503,9 @@ mod tests {
             audit_sample: Some(2.0),
             ..args
         };
-        let error = Settings::merge(&too_much, &file, None).unwrap_err().to_string();
+        let error = Settings::merge(&too_much, &file, None)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("audit sample 2"), "{error}");
     }
 }

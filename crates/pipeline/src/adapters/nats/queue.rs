@@ -7,11 +7,10 @@
 //! again publishes the batches once more, and the server drops those it
 //! already has.
 //!
-//! A lease is a fetched message. The attempt is the server's delivery
-//! count less the releases the ledger recorded. Answers go to the ledger
-//! first and are acknowledged to the server after, so a crash in between
-//! delivers the batch again, and the ledger, which already has its answer,
-//! makes that delivery a no-op.
+//! A lease is a fetched message whose attempt the ledger has counted.
+//! Answers go to the ledger first and are acknowledged to the server after,
+//! so a crash in between delivers the batch again, and the ledger, which
+//! already has its answer, makes that delivery a no-op.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -261,10 +260,6 @@ impl NatsQueue {
     /// `None`: a batch answered before (acknowledged again), out of
     /// attempts or unreadable (dead-lettered).
     async fn take(&self, message: jetstream::Message) -> PortResult<Option<Lease>> {
-        let delivered = message
-            .info()
-            .map(|info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
-            .map_err(|e| Error::backend("reading a NATS message's metadata", e))?;
         // A message fetched from a consumer always has a reply subject: it
         // is where the answer goes.
         let Some(reply) = message.reply.clone() else {
@@ -279,7 +274,7 @@ impl NatsQueue {
                 return Ok(None);
             }
         };
-        match self.admit(&batch, delivered, &message.payload).await {
+        match self.admit(&batch, &message.payload).await {
             Ok(Admitted::Lease(request, attempt)) => {
                 let id = self.next_lease.fetch_add(1, Ordering::Relaxed);
                 let deadline = Instant::now().checked_add(self.options.lease_timeout);
@@ -297,29 +292,20 @@ impl NatsQueue {
                 Ok(None)
             }
             Err(error) => {
-                // Back to the queue at once rather than after the lease.
-                settle(&acker, AckKind::Nak(None)).await;
+                // Back to the queue rather than held until the lease ends;
+                // not at once, as the ledger is likely still away.
+                settle(&acker, AckKind::Nak(Some(self.options.retry_backoff))).await;
                 Err(error)
             }
         }
     }
 
     /// Decides what a delivery of `batch` is.
-    async fn admit(
-        &self,
-        batch: &BatchRef,
-        delivered: u32,
-        payload: &[u8],
-    ) -> PortResult<Admitted> {
-        let (releases, answered) = if delivered > 1 {
-            self.ledger.batch_history(batch).await?
-        } else {
-            (0, false)
-        };
+    async fn admit(&self, batch: &BatchRef, payload: &[u8]) -> PortResult<Admitted> {
+        let (attempt, answered) = self.ledger.record_lease(batch).await?;
         if answered {
             return Ok(Admitted::Settled(AckKind::Ack));
         }
-        let attempt = delivered.saturating_sub(releases).max(1);
         if attempt > self.options.max_attempts {
             let tried = attempt - 1;
             let reason = format!(
@@ -335,21 +321,17 @@ impl NatsQueue {
         let request = std::str::from_utf8(payload)
             .map_err(|e| e.to_string())
             .and_then(|json| RenderRequest::from_stored(json, batch.request_id.clone(), None));
-        let request = match request {
-            Ok(request) => request,
+        match request {
+            Ok(request) => Ok(Admitted::Lease(Box::new(request), attempt)),
             Err(why) => {
                 let reason = format!("the batch message cannot be read: {why}");
                 let error = request_error(&batch.recipients, &reason);
                 self.ledger
                     .record_dead(batch, attempt, &reason, &error)
                     .await?;
-                return Ok(Admitted::Settled(AckKind::Term));
+                Ok(Admitted::Settled(AckKind::Term))
             }
-        };
-        self.ledger
-            .record_started(&batch.company_id, &batch.request_id)
-            .await?;
-        Ok(Admitted::Lease(Box::new(request), attempt))
+        }
     }
 
     /// Dead-letters a held batch and removes it from the stream.

@@ -16,8 +16,6 @@ use crate::adapters::OrBackend;
 use crate::adapters::postgres::PostgresStore;
 use crate::{Error, PortResult, ResponseEvent, ResponseLog, ResponseSink};
 
-
-
 /// Response events to PostgreSQL and to NATS.
 pub struct NatsResponses {
     jetstream: jetstream::Context,

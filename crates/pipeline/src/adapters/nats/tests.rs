@@ -274,9 +274,7 @@ async fn response_events_are_logged_and_published_per_company() {
         return;
     };
     let responses =
-        super::NatsResponses::connect(queue.client().clone(), queue.options(), store.clone())
-            .await
-            .unwrap();
+        super::NatsResponses::new(queue.client().clone(), queue.options(), store.clone());
     let acme = contract::company("acme");
     let mut subscription = queue
         .client()

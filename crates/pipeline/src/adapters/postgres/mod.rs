@@ -109,12 +109,12 @@ CREATE TABLE requests (
 CREATE INDEX requests_unfinished ON requests (priority) WHERE finished_at IS NULL;
 CREATE INDEX requests_unannounced ON requests (finished_at)
     WHERE finished_at IS NOT NULL AND NOT announced;
--- A row per batch answered or released; `first` is its first recipient.
+-- A row per batch once leased; `first` is its first recipient.
 CREATE TABLE batches (
     company_id TEXT NOT NULL,
     request_id TEXT NOT NULL,
     first INTEGER NOT NULL,
-    releases INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
     outcome TEXT,
     PRIMARY KEY (company_id, request_id, first)
 );

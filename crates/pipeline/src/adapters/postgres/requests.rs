@@ -1,9 +1,9 @@
 //! The request ledger on PostgreSQL: what a broker does not keep. The
 //! broker (see [`crate::adapters::nats`]) carries the batches; this ledger
-//! holds each request's status and counts, which batches are answered
-//! (so a redelivered batch is counted once), releases (which do not count
-//! as attempts), dead letters, and which finished requests have had their
-//! response event published.
+//! holds each request's status and counts, each batch's attempts and
+//! whether it is answered (so a redelivered batch is counted once), dead
+//! letters, and which finished requests have had their response event
+//! published.
 //!
 //! Every change a batch answer makes is one statement or one transaction,
 //! so a crash leaves either all of it or none.
@@ -147,64 +147,53 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// A batch of the request was leased: it is rendering.
-    pub async fn record_started(
-        &self,
-        company: &CompanyId,
-        request_id: &RequestId,
-    ) -> PortResult<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE requests SET state = 'rendering', started_at = $3
-                 WHERE company_id = $1 AND request_id = $2 AND state = 'queued'",
-                &[
-                    &company.as_str(),
-                    &request_id.as_str(),
-                    &timestamp_text(Timestamp::now()),
-                ],
-            )
-            .await
-            .or_backend("recording a request as started")?;
-        Ok(())
-    }
-
-    /// How many times the batch was given back untouched, and whether it
-    /// has been answered (done or dead-lettered).
-    pub async fn batch_history(&self, batch: &BatchRef) -> PortResult<(u32, bool)> {
-        let doing = "reading a batch's history";
+    /// A batch was leased: counts the attempt, and marks its request
+    /// rendering. Answers the attempts so far, this one included, and
+    /// whether the batch was answered (done or dead-lettered) before.
+    ///
+    /// The count is written before rendering, so a batch that kills every
+    /// worker that takes it still runs out of attempts; and only leases
+    /// count, not the broker's deliveries, so a delivery that never reached
+    /// the ledger (it was down) is not an attempt.
+    pub async fn record_lease(&self, batch: &BatchRef) -> PortResult<(u32, bool)> {
+        let doing = "recording a leased batch";
         let client = self.client().await?;
         let row = client
-            .query_opt(
-                "SELECT releases, outcome IS NOT NULL FROM batches
-                 WHERE company_id = $1 AND request_id = $2 AND first = $3",
+            .query_one(
+                "WITH started AS (
+                     UPDATE requests SET state = 'rendering', started_at = $4
+                     WHERE company_id = $1 AND request_id = $2 AND state = 'queued'
+                 )
+                 INSERT INTO batches (company_id, request_id, first, attempts)
+                 VALUES ($1, $2, $3, 1)
+                 ON CONFLICT (company_id, request_id, first)
+                     DO UPDATE SET attempts = batches.attempts
+                         + CASE WHEN batches.outcome IS NULL THEN 1 ELSE 0 END
+                 RETURNING attempts, outcome IS NOT NULL",
                 &[
                     &batch.company_id.as_str(),
                     &batch.request_id.as_str(),
                     &index(batch.recipients.start, doing)?,
+                    &timestamp_text(Timestamp::now()),
                 ],
             )
             .await
             .or_backend(doing)?;
-        Ok(match row {
-            Some(row) => (
-                u32::try_from(row.get::<_, i32>(0)).or_backend(doing)?,
-                row.get(1),
-            ),
-            None => (0, false),
-        })
+        Ok((
+            u32::try_from(row.get::<_, i32>(0)).or_backend(doing)?,
+            row.get(1),
+        ))
     }
 
-    /// The batch was given back untouched: its next delivery is not a new
-    /// attempt.
+    /// The batch was given back untouched: its lease was not an attempt.
     pub async fn record_release(&self, batch: &BatchRef) -> PortResult<()> {
         let doing = "recording a released batch";
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO batches (company_id, request_id, first, releases) VALUES ($1, $2, $3, 1)
-                 ON CONFLICT (company_id, request_id, first)
-                     DO UPDATE SET releases = batches.releases + 1",
+                "UPDATE batches SET attempts = attempts - 1
+                 WHERE company_id = $1 AND request_id = $2 AND first = $3
+                     AND outcome IS NULL AND attempts > 0",
                 &[
                     &batch.company_id.as_str(),
                     &batch.request_id.as_str(),
