@@ -309,3 +309,181 @@ async fn response_events_are_logged_and_published_per_company() {
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
 }
+
+/// Waits up to 30 s for `done` to hold on the status of `request`.
+async fn wait_for_status(
+    queue: &NatsQueue,
+    request: &str,
+    done: impl Fn(&crate::RequestStatus) -> bool,
+) -> crate::RequestStatus {
+    let id = artifact_render::request::RequestId::parse(request).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = queue.status(&contract::company("acme"), &id).await.unwrap();
+        if let Some(status) = status.filter(|status| done(status)) {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{request} never got there"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A sink that panics on request `poison`: a render that crashes every
+/// time.
+struct PoisonSink(Arc<PostgresStore>);
+
+#[async_trait::async_trait]
+impl crate::ArtifactSink for PoisonSink {
+    async fn write(
+        &self,
+        lane: crate::Lane,
+        prepared: Arc<artifact_render::PreparedRequest>,
+        artifacts: Arc<[artifact_render::Artifact]>,
+    ) -> crate::PortResult<()> {
+        if prepared.request().request_id().as_str() == "poison" {
+            panic!("poison pill");
+        }
+        self.0.write(lane, prepared, artifacts).await
+    }
+}
+
+/// A request whose render panics every time is dead-lettered, with the
+/// panic as its reason, after `max_attempts`, and the requests behind it
+/// still render.
+#[tokio::test]
+async fn a_poison_request_is_dead_lettered_with_its_reason_and_does_not_block_the_queue() {
+    use crate::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
+
+    let Some((queue, store, schema)) = fresh_queue("poison", contract_options()).await else {
+        return;
+    };
+    let queue = Arc::new(queue);
+    let profiles = (0..3)
+        .map(|i| {
+            let id = artifact_render::request::ProfileId::parse(&format!("p{i}")).unwrap();
+            (id, serde_json::json!({"first_name": "Ada"}))
+        })
+        .collect();
+    crate::ProfileStore::put(&*store, &contract::company("acme"), profiles)
+        .await
+        .unwrap();
+    queue
+        .submit(contract::sample_request(
+            "acme",
+            "poison",
+            Priority::Normal,
+            1,
+        ))
+        .await
+        .unwrap();
+    queue
+        .submit(contract::sample_request(
+            "acme",
+            "healthy",
+            Priority::Normal,
+            3,
+        ))
+        .await
+        .unwrap();
+    let renderer = Arc::new(Renderer::new(
+        store.clone(),
+        None,
+        8,
+        artifact_render::RenderLimits::default(),
+    ));
+    let pool = WorkerPool::start(
+        WorkerSettings::new(2),
+        WorkerPorts {
+            queue: queue.clone(),
+            profiles: store.clone(),
+            sink: Arc::new(PoisonSink(store.clone())),
+            responses: store.clone(),
+        },
+        renderer,
+        Arc::default(),
+    );
+    let healthy = wait_for_status(&queue, "healthy", |s| s.finished_at.is_some()).await;
+    assert_eq!(healthy.state, crate::RequestState::Done);
+    assert_eq!(healthy.counts, contract::rendered(3));
+    let poison = wait_for_status(&queue, "poison", |s| s.finished_at.is_some()).await;
+    pool.shutdown().await;
+    assert_eq!(poison.state, crate::RequestState::Failed);
+    let letters = queue.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].request_id.as_str(), "poison");
+    assert_eq!(letters[0].attempts, QUEUE_CONFIG.max_attempts);
+    assert!(
+        letters[0]
+            .reason
+            .contains("rendering panicked: poison pill"),
+        "{}",
+        letters[0].reason
+    );
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
+
+/// A batch whose holder dies every time (never answers) is dead-lettered
+/// once its leases have used `max_attempts`, and the queue moves on.
+#[tokio::test]
+async fn a_batch_that_kills_its_worker_every_time_is_dead_lettered() {
+    let Some((queue, store, schema)) = fresh_queue("killer", contract_options()).await else {
+        return;
+    };
+    queue
+        .submit(contract::sample_request(
+            "acme",
+            "killer",
+            Priority::Normal,
+            1,
+        ))
+        .await
+        .unwrap();
+    for attempt in 1..=QUEUE_CONFIG.max_attempts {
+        let lease = queue
+            .lease(QUEUE_CONFIG.lease_timeout * 3)
+            .await
+            .unwrap()
+            .expect("delivered again once the lease runs out");
+        assert_eq!(lease.attempt, attempt);
+        // The worker dies: no answer.
+    }
+    assert!(
+        queue
+            .lease(QUEUE_CONFIG.lease_timeout * 2)
+            .await
+            .unwrap()
+            .is_none(),
+        "the delivery after the last attempt is dead-lettered, not leased"
+    );
+    queue
+        .submit(contract::sample_request(
+            "acme",
+            "next",
+            Priority::Normal,
+            1,
+        ))
+        .await
+        .unwrap();
+    let next = queue
+        .lease(QUEUE_CONFIG.lease_timeout)
+        .await
+        .unwrap()
+        .expect("the next request");
+    assert_eq!(next.request.request_id().as_str(), "next");
+    let letters = queue.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].request_id.as_str(), "killer");
+    assert!(
+        letters[0]
+            .reason
+            .starts_with("gave up after 2 attempts (each ended without an answer"),
+        "{}",
+        letters[0].reason
+    );
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
