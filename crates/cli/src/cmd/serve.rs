@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use artifact_pipeline::Lane;
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
+use artifact_pipeline::adapters::nats::{NatsQueue, NatsSink};
 use artifact_pipeline::adapters::postgres::PostgresStore;
 use artifact_pipeline::audit::TrafficAudit;
 use artifact_pipeline::canary::{CanarySample, Mirror};
@@ -45,8 +46,9 @@ pub struct Args {
     /// scaled-out mode.
     #[arg(long, env = "ARTIFACT_WORKERS")]
     workers: Option<usize>,
-    /// Where artifacts go: `store` (the embedded database, readable through
-    /// the API), `outbox:DIR` (.json and .eml files), `ndjson:FILE` or
+    /// Where artifacts go: `store` (the embedded database, or PostgreSQL,
+    /// readable through the API), `outbox:DIR` (.json and .eml files),
+    /// `ndjson:FILE`, `nats` (the scaled-out mode's artifacts stream) or
     /// `discard` [default: store].
     #[arg(long, env = "ARTIFACT_SINK")]
     sink: Option<String>,
@@ -96,6 +98,8 @@ pub(crate) enum SinkSpec {
     Outbox(PathBuf),
     Ndjson(PathBuf),
     Discard,
+    /// The scaled-out mode's artifacts stream, for downstream senders.
+    Nats,
 }
 
 impl SinkSpec {
@@ -103,10 +107,14 @@ impl SinkSpec {
         let spec = match value.split_once(':') {
             None if value == "store" => SinkSpec::Store,
             None if value == "discard" => SinkSpec::Discard,
+            None if value == "nats" => SinkSpec::Nats,
             Some(("outbox", dir)) if !dir.is_empty() => SinkSpec::Outbox(dir.into()),
             Some(("ndjson", file)) if !file.is_empty() => SinkSpec::Ndjson(file.into()),
             _ => {
-                bail!("sink {value:?}: expected `store`, `outbox:DIR`, `ndjson:FILE` or `discard`")
+                bail!(
+                    "sink {value:?}: expected `store`, `outbox:DIR`, `ndjson:FILE`, `nats` or \
+                     `discard`"
+                )
             }
         };
         Ok(spec)
@@ -114,10 +122,21 @@ impl SinkSpec {
 }
 
 impl SinkSpec {
-    /// Opens the sink; `store` is `store`.
-    pub(crate) fn open(&self, store: Arc<dyn ArtifactSink>) -> Result<Arc<dyn ArtifactSink>> {
+    /// Opens the sink; `store` is `store`, `queue` the scaled-out mode's
+    /// broker connection, if any.
+    pub(crate) async fn open(
+        &self,
+        store: Arc<dyn ArtifactSink>,
+        queue: Option<&NatsQueue>,
+    ) -> Result<Arc<dyn ArtifactSink>> {
         Ok(match self {
             SinkSpec::Store => store,
+            SinkSpec::Nats => {
+                let Some(queue) = queue else {
+                    bail!("--sink nats: the artifacts stream is on the scaled-out mode's --queue");
+                };
+                Arc::new(NatsSink::connect(queue.client().clone(), queue.options()).await?)
+            }
             SinkSpec::Outbox(dir) => Arc::new(OutboxSink::open(dir)?),
             SinkSpec::Ndjson(file) => Arc::new(NdjsonSink::open(file)?),
             SinkSpec::Discard => Arc::new(DiscardSink::default()),
@@ -209,7 +228,12 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
     let (sink, artifacts): (Arc<dyn ArtifactSink>, Option<Arc<dyn ArtifactStore>>) =
         match &settings.sink {
             SinkSpec::Store => (backend.artifacts.clone(), Some(backend.artifacts.clone())),
-            other => (other.open(backend.artifacts.clone())?, None),
+            other => (
+                other
+                    .open(backend.artifacts.clone(), backend.nats.as_deref())
+                    .await?,
+                None,
+            ),
         };
 
     let renderer = Arc::new(Renderer::new(
@@ -331,6 +355,7 @@ struct Backend {
     /// Set on the embedded default: the canary mirror needs it.
     embedded: Option<Arc<EmbeddedStore>>,
     postgres: Option<Arc<PostgresStore>>,
+    nats: Option<Arc<NatsQueue>>,
 }
 
 impl Backend {
@@ -356,6 +381,7 @@ impl Backend {
             engagement: store.clone(),
             embedded: Some(store),
             postgres: None,
+            nats: None,
         })
     }
 
@@ -364,7 +390,7 @@ impl Backend {
         let store = connected.store;
         Ok(Self {
             name: format!("{} + {}", scaled.nats.url, scaled.postgres.url),
-            queue: connected.queue,
+            queue: connected.queue.clone(),
             profiles: store.clone(),
             templates: store.clone(),
             artifacts: store.clone(),
@@ -372,6 +398,7 @@ impl Backend {
             engagement: store.clone(),
             embedded: None,
             postgres: Some(store),
+            nats: Some(connected.queue),
         })
     }
 }

@@ -36,8 +36,9 @@ pub struct Args {
     lane: String,
     #[command(flatten)]
     locations: Locations,
-    /// Where production artifacts go: `store` (PostgreSQL), `outbox:DIR`,
-    /// `ndjson:FILE` or `discard` [default: store].
+    /// Where production artifacts go: `store` (PostgreSQL), `nats` (the
+    /// artifacts stream), `outbox:DIR`, `ndjson:FILE` or `discard`
+    /// [default: store].
     #[arg(long, env = "ARTIFACT_SINK")]
     sink: Option<String>,
     /// Fetch only the top-level profile keys a batch's template reads
@@ -196,7 +197,9 @@ fn run_production(args: &Args, config: Config, scaled: Scaled) -> Result<()> {
         .context("cannot start the async runtime")?
         .block_on(async move {
             let connected = scaled.connect().await?;
-            let sink = sink.open(connected.store.clone())?;
+            let sink = sink
+                .open(connected.store.clone(), Some(&connected.queue))
+                .await?;
             let renderer = Arc::new(Renderer::new(
                 connected.store.clone(),
                 config.tracking,

@@ -7,6 +7,7 @@ mod ndjson;
 mod outbox;
 
 pub use discard::DiscardSink;
+pub(crate) use ndjson::ArtifactLine;
 pub use ndjson::NdjsonSink;
 pub use outbox::OutboxSink;
 

@@ -23,11 +23,13 @@ pub struct NdjsonSink {
     file: Arc<Mutex<BufWriter<File>>>,
 }
 
+/// One artifact as the sinks for other programs write it: its lane and
+/// the artifact (which carries the rest of its key).
 #[derive(Serialize)]
-struct Line<'a> {
-    lane: Lane,
+pub(crate) struct ArtifactLine<'a> {
+    pub lane: Lane,
     #[serde(flatten)]
-    artifact: &'a Artifact,
+    pub artifact: &'a Artifact,
 }
 
 impl NdjsonSink {
@@ -67,7 +69,7 @@ impl ArtifactSink for NdjsonSink {
             // parallel and only the append is one at a time.
             let mut lines = Vec::with_capacity(artifacts.len() * 4096);
             for artifact in artifacts.iter() {
-                serde_json::to_writer(&mut lines, &Line { lane, artifact })?;
+                serde_json::to_writer(&mut lines, &ArtifactLine { lane, artifact })?;
                 lines.push(b'\n');
             }
             let mut file = file.lock().unwrap_or_else(|e| e.into_inner());

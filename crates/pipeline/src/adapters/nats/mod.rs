@@ -14,6 +14,7 @@
 //! Stream and consumers are created, or brought to these settings, when
 //! the queue connects (`artifact nats setup` does only that).
 
+mod artifacts;
 mod queue;
 mod responses;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use std::time::Duration;
 use artifact_render::request::Priority;
 use async_nats::jetstream::{self, consumer::pull, stream};
 
+pub use artifacts::{ARTIFACT_RETENTION, NatsSink};
 pub use queue::NatsQueue;
 pub use responses::NatsResponses;
 
@@ -105,6 +107,10 @@ impl NatsOptions {
         format!("{}_RESPONSES", self.name.to_ascii_uppercase())
     }
 
+    pub fn artifacts_stream_name(&self) -> String {
+        format!("{}_ARTIFACTS", self.name.to_ascii_uppercase())
+    }
+
     fn subject(&self, priority: Priority) -> String {
         format!("{}.requests.{}", self.name, priority_name(priority))
     }
@@ -175,7 +181,8 @@ pub async fn setup(
     context
         .create_or_update_stream(stream::Config {
             name: responses.clone(),
-            subjects: vec![format!("{}.responses.*", options.name)],
+            // `>`: company ids may hold dots.
+            subjects: vec![format!("{}.responses.>", options.name)],
             retention: stream::RetentionPolicy::Limits,
             storage: stream::StorageType::File,
             num_replicas: options.replicas,

@@ -133,6 +133,7 @@ impl NatsQueue {
         for stream in [
             self.options.stream_name(),
             self.options.responses_stream_name(),
+            self.options.artifacts_stream_name(),
         ] {
             let _ = self.jetstream.delete_stream(stream).await;
         }

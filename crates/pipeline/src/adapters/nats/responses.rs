@@ -1,8 +1,9 @@
 //! Response events in the scaled-out mode: kept in PostgreSQL for clients
 //! that poll (`GET …/responses`), and published on the subject
-//! `{name}.responses.{company}` for those that subscribe. The subjects are
+//! `{name}.responses.{company}` (subscribe to it exactly: a company id may
+//! hold dots, so `acme.>` also matches `acme.eu`) for those that subscribe. The subjects are
 //! captured by the stream `{NAME}_RESPONSES` (kept for
-//! [`RESPONSE_RETENTION`]), so a subscriber that was away reads what it
+//! [`super::RESPONSE_RETENTION`]), so a subscriber that was away reads what it
 //! missed from its own durable consumer.
 
 use std::sync::Arc;

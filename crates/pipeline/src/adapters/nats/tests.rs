@@ -275,7 +275,8 @@ async fn response_events_are_logged_and_published_per_company() {
     };
     let responses =
         super::NatsResponses::new(queue.client().clone(), queue.options(), store.clone());
-    let acme = contract::company("acme");
+    // A dotted id, which the stream's subjects must still capture.
+    let acme = contract::company("acme.eu");
     let mut subscription = queue
         .client()
         .subscribe(responses.subject(&acme))
@@ -484,6 +485,47 @@ async fn a_batch_that_kills_its_worker_every_time_is_dead_lettered() {
         "{}",
         letters[0].reason
     );
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
+
+/// Artifacts reach the artifacts stream, one message per artifact keyed by
+/// its key, and a batch written again is not stored twice.
+#[tokio::test]
+async fn the_artifact_stream_keeps_each_artifact_once() {
+    use crate::ArtifactSink;
+
+    let Some((queue, store, schema)) = fresh_queue("artifact_stream", contract_options()).await
+    else {
+        return;
+    };
+    let sink = super::NatsSink::connect(queue.client().clone(), queue.options())
+        .await
+        .unwrap();
+    let request = contract::sample_request("acme.eu", "req-1", Priority::Normal, 3);
+    let prepared = contract::sample_prepared(&request);
+    let artifacts: Arc<[artifact_render::Artifact]> =
+        contract::sample_artifacts(&prepared, "Ada").into();
+    for _ in 0..2 {
+        sink.write(crate::Lane::Production, prepared.clone(), artifacts.clone())
+            .await
+            .unwrap();
+    }
+    let jetstream = async_nats::jetstream::new(queue.client().clone());
+    let mut stream = jetstream
+        .get_stream(queue.options().artifacts_stream_name())
+        .await
+        .unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 3);
+    let message = stream.get_raw_message(1).await.unwrap();
+    assert_eq!(
+        message.subject.as_str(),
+        sink.subject(crate::Lane::Production, "acme.eu")
+    );
+    let line: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(line["lane"], "production");
+    assert_eq!(line["recipient_id"], "r0");
+    assert_eq!(line["sms"]["body"], "Hi Ada");
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
 }
