@@ -30,13 +30,19 @@ impl ArtifactSink for PostgresStore {
         let recipients: Vec<&str> = artifacts.iter().map(|a| a.recipient_id.as_str()).collect();
         let channels: Vec<&str> = artifacts.iter().map(|a| a.channel.as_str()).collect();
         let client = self.client().await?;
-        client
-            .execute(
+        let upsert = client
+            .prepare_cached(
                 "INSERT INTO artifacts (company_id, request_id, lane, recipient_id, channel, artifact)
                  SELECT $1, $2, $3, recipient, channel, artifact
                  FROM unnest($4::text[], $5::text[], $6::text[]) AS batch (recipient, channel, artifact)
                  ON CONFLICT (company_id, request_id, lane, recipient_id, channel)
                  DO UPDATE SET artifact = excluded.artifact",
+            )
+            .await
+            .or_backend(&doing)?;
+        client
+            .execute(
+                &upsert,
                 &[
                     &request.company_id().as_str(),
                     &request.request_id().as_str(),

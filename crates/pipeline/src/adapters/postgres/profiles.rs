@@ -28,24 +28,28 @@ impl ProfileStore for PostgresStore {
         let names: Vec<&str> = ids.iter().map(ProfileId::as_str).collect();
         let rows = match projection.keys() {
             None => {
-                client
-                    .query(
+                let select = client
+                    .prepare_cached(
                         "SELECT profile_id, properties::text FROM profiles
                          WHERE company_id = $1 AND profile_id = ANY($2)",
-                        &[&company.as_str(), &names],
                     )
                     .await
+                    .or_backend(doing)?;
+                client.query(&select, &[&company.as_str(), &names]).await
             }
             Some(keys) => {
                 let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                client
-                    .query(
+                let select = client
+                    .prepare_cached(
                         "SELECT profile_id,
                                 (SELECT COALESCE(jsonb_object_agg(key, value), '{}'::jsonb)
                                  FROM jsonb_each(properties) WHERE key = ANY($3))::text
                          FROM profiles WHERE company_id = $1 AND profile_id = ANY($2)",
-                        &[&company.as_str(), &names, &keys],
                     )
+                    .await
+                    .or_backend(doing)?;
+                client
+                    .query(&select, &[&company.as_str(), &names, &keys])
                     .await
             }
         }

@@ -158,8 +158,8 @@ impl PostgresStore {
     pub async fn record_lease(&self, batch: &BatchRef) -> PortResult<(u32, bool)> {
         let doing = "recording a leased batch";
         let client = self.client().await?;
-        let row = client
-            .query_one(
+        let lease = client
+            .prepare_cached(
                 "WITH started AS (
                      UPDATE requests SET state = 'rendering', started_at = $4
                      WHERE company_id = $1 AND request_id = $2 AND state = 'queued'
@@ -170,6 +170,12 @@ impl PostgresStore {
                      DO UPDATE SET attempts = batches.attempts
                          + CASE WHEN batches.outcome IS NULL THEN 1 ELSE 0 END
                  RETURNING attempts, outcome IS NOT NULL",
+            )
+            .await
+            .or_backend(doing)?;
+        let row = client
+            .query_one(
+                &lease,
                 &[
                     &batch.company_id.as_str(),
                     &batch.request_id.as_str(),
@@ -211,10 +217,9 @@ impl PostgresStore {
         let now = timestamp_text(Timestamp::now());
         let count = |n: u64| i64::try_from(n).or_backend(doing);
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &format!(
-                    "WITH answered AS (
+        let done = client
+            .prepare_cached(&format!(
+                "WITH answered AS (
                          INSERT INTO batches (company_id, request_id, first, outcome)
                          VALUES ($1, $2, $3, 'done')
                          ON CONFLICT (company_id, request_id, first)
@@ -232,7 +237,12 @@ impl PostgresStore {
                                             THEN $7 END
                      WHERE company_id = $1 AND request_id = $2 AND EXISTS (SELECT 1 FROM answered)
                      RETURNING {STATUS_COLUMNS}"
-                ),
+            ))
+            .await
+            .or_backend(doing)?;
+        let row = client
+            .query_opt(
+                &done,
                 &[
                     &batch.company_id.as_str(),
                     &batch.request_id.as_str(),
@@ -319,17 +329,19 @@ impl PostgresStore {
         company: &CompanyId,
         request_id: &RequestId,
     ) -> PortResult<Option<RequestStatus>> {
+        let doing = "reading a request status";
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &format!(
-                    "SELECT {STATUS_COLUMNS} FROM requests
-                     WHERE company_id = $1 AND request_id = $2 AND published"
-                ),
-                &[&company.as_str(), &request_id.as_str()],
-            )
+        let select = client
+            .prepare_cached(&format!(
+                "SELECT {STATUS_COLUMNS} FROM requests
+                 WHERE company_id = $1 AND request_id = $2 AND published"
+            ))
             .await
-            .or_backend("reading a request status")?;
+            .or_backend(doing)?;
+        let row = client
+            .query_opt(&select, &[&company.as_str(), &request_id.as_str()])
+            .await
+            .or_backend(doing)?;
         row.as_ref().map(status_of).transpose()
     }
 
