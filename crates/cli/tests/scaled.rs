@@ -346,7 +346,7 @@ fn three_workers_render_100k_recipients_exactly_once_when_one_is_killed() {
     let data = tempfile::tempdir().unwrap();
     let api = Api::start(&deployment, data.path());
     let requests = submit_all(&api, 10, 10_000);
-    let _steady = [
+    let steady = [
         worker(&deployment, &deployment.store, "worker-1"),
         worker(&deployment, &deployment.store, "worker-2"),
     ];
@@ -368,6 +368,8 @@ fn three_workers_render_100k_recipients_exactly_once_when_one_is_killed() {
     // held was leased again by the others.
     let redelivered = deployment.count("SELECT count(*) FROM batches WHERE attempts > 1");
     assert!(redelivered >= 1, "the kill landed between batches");
+    // Stopped first: a process still at work would hold the schema's locks.
+    drop((steady, api));
     deployment.drop_schema();
 }
 
@@ -530,7 +532,7 @@ fn workers_ride_out_a_nats_restart_and_10s_without_postgres() {
     let data = tempfile::tempdir().unwrap();
     let api = Api::start(&deployment, data.path());
     let requests = submit_all(&api, 10, 5_000);
-    let _workers = [
+    let workers = [
         worker(&deployment, &partition.url(), "worker-1"),
         worker(&deployment, &partition.url(), "worker-2"),
     ];
@@ -546,5 +548,6 @@ fn workers_ride_out_a_nats_restart_and_10s_without_postgres() {
     );
     partition.cut_for(Duration::from_secs(10));
     assert_exactly_once(&api, &deployment, &requests, 5_000);
+    drop((workers, api));
     deployment.drop_schema();
 }
