@@ -33,6 +33,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use artifact_loadgen::rate::parse_duration;
 use artifact_pipeline::adapters::nats::{NatsOptions, NatsQueue, NatsResponses};
 use artifact_pipeline::adapters::postgres::{PostgresOptions, PostgresStore};
+use artifact_pipeline::adapters::redacted_url;
 
 use crate::config::Config;
 
@@ -94,7 +95,12 @@ impl Scaled {
     pub async fn store(&self) -> Result<Arc<PostgresStore>> {
         PostgresStore::connect(&self.postgres)
             .await
-            .with_context(|| format!("cannot open the store at {}", self.postgres.url))
+            .with_context(|| {
+                format!(
+                    "cannot open the store at {}",
+                    redacted_url(&self.postgres.url)
+                )
+            })
     }
 
     /// The queue and stores, set up: schema migrated, streams and
@@ -103,7 +109,9 @@ impl Scaled {
         let store = self.store().await?;
         let queue = NatsQueue::connect(self.nats.clone(), store.clone())
             .await
-            .with_context(|| format!("cannot open the queue at {}", self.nats.url))?;
+            .with_context(|| {
+                format!("cannot open the queue at {}", redacted_url(&self.nats.url))
+            })?;
         let responses = NatsResponses::new(queue.client().clone(), &self.nats, store.clone());
         Ok(Connected {
             queue: Arc::new(queue),
@@ -120,7 +128,7 @@ pub(crate) fn nats_options(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<NatsOptions> {
     if !(url.starts_with("nats://") || url.starts_with("tls://")) {
-        bail!("queue {url:?}: expected nats://host:port");
+        bail!("queue {:?}: expected nats://host:port", redacted_url(&url));
     }
     let file = &config.nats;
     let defaults = NatsOptions::default();
@@ -173,7 +181,10 @@ pub(crate) fn postgres_options(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<PostgresOptions> {
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        bail!("store {url:?}: expected postgres://user@host/database");
+        bail!(
+            "store {:?}: expected postgres://user@host/database",
+            redacted_url(&url)
+        );
     }
     let file = &config.postgres;
     let max_connections = setting(

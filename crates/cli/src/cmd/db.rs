@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use artifact_pipeline::adapters::postgres::PostgresStore;
+use artifact_pipeline::adapters::redacted_url;
 
 use crate::config::Config;
 use crate::scaled::postgres_options;
@@ -44,7 +45,7 @@ pub fn run(args: &Args) -> Result<()> {
         .block_on(async {
             let store = PostgresStore::connect(&options)
                 .await
-                .with_context(|| format!("cannot migrate {}", options.url))?;
+                .with_context(|| format!("cannot migrate {}", redacted_url(&options.url)))?;
             let schema = options.schema.as_deref().unwrap_or("public");
             match store.migrated() {
                 (before, after) if before == after => {

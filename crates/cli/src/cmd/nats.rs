@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use artifact_pipeline::adapters::nats::{self, RESPONSE_RETENTION};
+use artifact_pipeline::adapters::nats::{self, ARTIFACT_RETENTION, RESPONSE_RETENTION};
 
 use crate::config::Config;
 use crate::scaled::nats_options;
@@ -62,6 +62,11 @@ pub fn run(args: &Args) -> Result<()> {
                 "stream {} (response events, kept {} days)",
                 options.responses_stream_name(),
                 RESPONSE_RETENTION.as_secs() / 86_400
+            );
+            println!(
+                "stream {} (artifacts for senders, `--sink nats`, kept {} hours)",
+                options.artifacts_stream_name(),
+                ARTIFACT_RETENTION.as_secs() / 3_600
             );
             println!(
                 "durability: the server writes to disk every `sync_interval` (2 min by \

@@ -12,6 +12,7 @@ use artifact_pipeline::Lane;
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
 use artifact_pipeline::adapters::nats::{NatsQueue, NatsSink};
 use artifact_pipeline::adapters::postgres::PostgresStore;
+use artifact_pipeline::adapters::redacted_url;
 use artifact_pipeline::audit::TrafficAudit;
 use artifact_pipeline::canary::{CanarySample, Mirror};
 use artifact_pipeline::flags::Flags;
@@ -135,7 +136,7 @@ impl SinkSpec {
                 let Some(queue) = queue else {
                     bail!("--sink nats: the artifacts stream is on the scaled-out mode's --queue");
                 };
-                Arc::new(NatsSink::connect(queue.client().clone(), queue.options()).await?)
+                Arc::new(NatsSink::new(queue.client().clone(), queue.options()))
             }
             SinkSpec::Outbox(dir) => Arc::new(OutboxSink::open(dir)?),
             SinkSpec::Ndjson(file) => Arc::new(NdjsonSink::open(file)?),
@@ -389,7 +390,11 @@ impl Backend {
         let connected = scaled.connect().await?;
         let store = connected.store;
         Ok(Self {
-            name: format!("{} + {}", scaled.nats.url, scaled.postgres.url),
+            name: format!(
+                "{} + {}",
+                redacted_url(&scaled.nats.url),
+                redacted_url(&scaled.postgres.url)
+            ),
             queue: connected.queue.clone(),
             profiles: store.clone(),
             templates: store.clone(),

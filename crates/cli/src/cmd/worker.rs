@@ -15,6 +15,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use artifact_pipeline::Lane;
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
+use artifact_pipeline::adapters::redacted_url;
 use artifact_pipeline::canary::{LanePorts, LaneWorker, parse_template_version};
 use artifact_pipeline::flags::Flags;
 use artifact_pipeline::metrics::Metrics;
@@ -220,8 +221,8 @@ fn run_production(args: &Args, config: Config, scaled: Scaled) -> Result<()> {
             );
             info!(
                 workers,
-                queue = %scaled.nats.url,
-                store = %scaled.postgres.url,
+                queue = %redacted_url(&scaled.nats.url),
+                store = %redacted_url(&scaled.postgres.url),
                 "production workers running"
             );
             serve_metrics(args.metrics_listen, metrics).await?;

@@ -27,6 +27,44 @@ where
     }
 }
 
+/// `url` with its password (`user:password@`, `?password=`) shown as `***`:
+/// for logs and error messages.
+pub fn redacted_url(url: &str) -> String {
+    let (before_query, query) = url
+        .split_once('?')
+        .map_or((url, None), |(a, q)| (a, Some(q)));
+    let shown = match before_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let authority = match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{user}:***@{host}"),
+                    None => authority.to_owned(),
+                },
+                None => authority.to_owned(),
+            };
+            let slash = if rest.contains('/') { "/" } else { "" };
+            format!("{scheme}://{authority}{slash}{path}")
+        }
+        None => before_query.to_owned(),
+    };
+    match query {
+        None => shown,
+        Some(query) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                        format!("{name}=***")
+                    }
+                    _ => param.to_owned(),
+                })
+                .collect();
+            format!("{shown}?{}", params.join("&"))
+        }
+    }
+}
+
 /// The longest a failed batch waits for its retry.
 const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 
@@ -152,6 +190,23 @@ mod unit {
         assert_eq!(batch_ranges(5, 2), vec![0..2, 2..4, 4..5]);
         assert_eq!(batch_ranges(4, 2), vec![0..2, 2..4]);
         assert!(batch_ranges(0, 2).is_empty());
+    }
+
+    #[test]
+    fn passwords_in_urls_are_hidden() {
+        assert_eq!(
+            redacted_url("postgres://app:s3cret@db:5432/artifact"),
+            "postgres://app:***@db:5432/artifact"
+        );
+        assert_eq!(redacted_url("nats://u:p@h:4222"), "nats://u:***@h:4222");
+        assert_eq!(
+            redacted_url("postgres://app@db/x?sslmode=disable&password=s3cret"),
+            "postgres://app@db/x?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            redacted_url("postgres://postgres@127.0.0.1:5432/test"),
+            "postgres://postgres@127.0.0.1:5432/test"
+        );
     }
 
     #[test]

@@ -40,35 +40,42 @@ impl std::fmt::Debug for NatsSink {
 }
 
 impl NatsSink {
-    /// Creates the artifacts stream, or brings it to `options`.
-    pub async fn connect(client: async_nats::Client, options: &NatsOptions) -> PortResult<Self> {
-        options.check()?;
-        let jetstream = jetstream::new(client);
-        let stream_name = options.artifacts_stream_name();
-        jetstream
-            .create_or_update_stream(stream::Config {
-                name: stream_name.clone(),
-                subjects: vec![format!("{}.artifacts.>", options.name)],
-                retention: stream::RetentionPolicy::Limits,
-                discard: stream::DiscardPolicy::Old,
-                storage: stream::StorageType::File,
-                num_replicas: options.replicas,
-                max_age: ARTIFACT_RETENTION,
-                duplicate_window: options.duplicate_window,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::backend(format!("setting up the NATS stream {stream_name}"), e))?;
-        Ok(Self {
-            jetstream,
+    /// Publishes on `client`'s server, into the stream [`super::setup`]
+    /// creates.
+    pub fn new(client: async_nats::Client, options: &NatsOptions) -> Self {
+        Self {
+            jetstream: jetstream::new(client),
             name: options.name.clone(),
-        })
+        }
     }
 
     /// The subject `lane`'s artifacts of `company` are published on.
     pub fn subject(&self, lane: Lane, company: &str) -> String {
         format!("{}.artifacts.{}.{company}", self.name, lane.as_str())
     }
+}
+
+/// Creates the artifacts stream, or brings it to `options`.
+pub(super) async fn setup_stream(
+    context: &jetstream::Context,
+    options: &NatsOptions,
+) -> PortResult<()> {
+    let stream_name = options.artifacts_stream_name();
+    context
+        .create_or_update_stream(stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![format!("{}.artifacts.>", options.name)],
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            storage: stream::StorageType::File,
+            num_replicas: options.replicas,
+            max_age: ARTIFACT_RETENTION,
+            duplicate_window: options.duplicate_window,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::backend(format!("setting up the NATS stream {stream_name}"), e))?;
+    Ok(())
 }
 
 #[async_trait]
@@ -97,9 +104,9 @@ impl ArtifactSink for NatsSink {
             let mut headers = async_nats::HeaderMap::new();
             let key = format!(
                 "{}/{}/{}/{}/{}",
-                artifact.company_id.as_str(),
-                artifact.request_id.as_str(),
-                artifact.recipient_id.as_str(),
+                super::header_id(artifact.company_id.as_str()),
+                super::header_id(artifact.request_id.as_str()),
+                super::header_id(artifact.recipient_id.as_str()),
                 artifact.channel.as_str(),
                 lane.as_str()
             );

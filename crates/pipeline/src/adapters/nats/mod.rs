@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use artifact_render::request::Priority;
 use async_nats::jetstream::{self, consumer::pull, stream};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 pub use artifacts::{ARTIFACT_RETENTION, NatsSink};
 pub use queue::NatsQueue;
@@ -125,6 +126,22 @@ impl NatsOptions {
     }
 }
 
+/// What an id becomes in a header: the server trims a header value's
+/// surrounding spaces, and message ids join ids with `/`, which ids may
+/// hold; so spaces, `/` and `%` (and anything not ASCII) are escaped.
+const HEADER_ESCAPED: &AsciiSet = &CONTROLS.add(b' ').add(b'/').add(b'%');
+
+pub(crate) fn header_id(id: &str) -> String {
+    utf8_percent_encode(id, HEADER_ESCAPED).to_string()
+}
+
+pub(crate) fn header_id_decoded(value: &str) -> Option<String> {
+    percent_decode_str(value)
+        .decode_utf8()
+        .ok()
+        .map(|id| id.into_owned())
+}
+
 /// How long the responses stream keeps an event.
 pub const RESPONSE_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
@@ -146,10 +163,14 @@ pub async fn connect(url: &str) -> PortResult<async_nats::Client> {
         .connection_timeout(Duration::from_secs(5))
         .connect(url)
         .await
-        .map_err(|e| Error::backend(format!("connecting to NATS at {url}"), e))
+        .map_err(|e| {
+            let url = crate::adapters::redacted_url(url);
+            Error::backend(format!("connecting to NATS at {url}"), e)
+        })
 }
 
-/// Creates the streams (requests, responses) and the request consumers, or
+/// Creates the streams (requests, responses, artifacts) and the request
+/// consumers, or
 /// brings existing ones to `options`. Idempotent: every process runs it
 /// when it starts.
 pub async fn setup(
@@ -192,6 +213,7 @@ pub async fn setup(
         })
         .await
         .map_err(|e| Error::backend(format!("setting up the NATS stream {responses}"), e))?;
+    artifacts::setup_stream(context, options).await?;
     let mut consumers = Vec::with_capacity(PRIORITIES.len());
     for priority in PRIORITIES {
         let consumer = stream

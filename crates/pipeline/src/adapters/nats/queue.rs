@@ -29,7 +29,7 @@ use jiff::Timestamp;
 use tokio::sync::Notify;
 use tracing::warn;
 
-use super::{NatsOptions, connect, setup};
+use super::{NatsOptions, connect, header_id, header_id_decoded, setup};
 use crate::adapters::postgres::{Answered, BatchRef, PostgresStore, request_error};
 use crate::adapters::{backoff, batch_ranges};
 use crate::{
@@ -42,8 +42,12 @@ const REQUEST: &str = "Artifact-Request";
 /// The batch's recipients in the submitted request, `first-end`.
 const BATCH: &str = "Artifact-Batch";
 
-/// Room left in a message for its headers.
-const HEADER_ROOM: usize = 1024;
+/// Room left in a message for its headers: the names and framing, and the
+/// ids (twice each, up to 3 bytes per escaped byte).
+fn header_room(request: &RenderRequest) -> usize {
+    let ids = request.company_id().as_str().len() + request.request_id().as_str().len();
+    256 + 2 * 3 * ids
+}
 
 /// How often an idle worker looks for batches nobody rang for: retries
 /// coming due, leases expiring.
@@ -171,7 +175,7 @@ impl NatsQueue {
             Channel::Sms => self.options.sms_batch_size,
         };
         let max_payload = self.client.server_info().max_payload;
-        let limit = max_payload.saturating_sub(HEADER_ROOM);
+        let limit = max_payload.saturating_sub(header_room(request));
         let mut todo: Vec<_> = batch_ranges(request.render_recipients().len(), size);
         todo.reverse();
         let mut messages = Vec::with_capacity(todo.len());
@@ -215,14 +219,15 @@ impl NatsQueue {
         let mut acks = Vec::with_capacity(messages.len());
         for (batch, payload) in messages {
             let mut headers = HeaderMap::new();
-            let (company, id) = (batch.company_id.as_str(), batch.request_id.as_str());
+            let company = header_id(batch.company_id.as_str());
+            let id = header_id(batch.request_id.as_str());
             let range = &batch.recipients;
             headers.insert(
                 async_nats::header::NATS_MESSAGE_ID,
                 format!("{company}/{id}/{}", range.start).as_str(),
             );
-            headers.insert(COMPANY, company);
-            headers.insert(REQUEST, id);
+            headers.insert(COMPANY, company.as_str());
+            headers.insert(REQUEST, id.as_str());
             headers.insert(BATCH, format!("{}-{}", range.start, range.end).as_str());
             let ack = self
                 .jetstream
@@ -260,7 +265,13 @@ impl NatsQueue {
     /// Turns a fetched message into a lease, or settles it and answers
     /// `None`: a batch answered before (acknowledged again), out of
     /// attempts or unreadable (dead-lettered).
-    async fn take(&self, message: jetstream::Message) -> PortResult<Option<Lease>> {
+    /// `fetched_at`: when the fetch was sent, where the server's `ack_wait`
+    /// starts, so the lease never outlives it here.
+    async fn take(
+        &self,
+        message: jetstream::Message,
+        fetched_at: Instant,
+    ) -> PortResult<Option<Lease>> {
         // A message fetched from a consumer always has a reply subject: it
         // is where the answer goes.
         let Some(reply) = message.reply.clone() else {
@@ -278,7 +289,7 @@ impl NatsQueue {
         match self.admit(&batch, &message.payload).await {
             Ok(Admitted::Lease(request, attempt)) => {
                 let id = self.next_lease.fetch_add(1, Ordering::Relaxed);
-                let deadline = Instant::now().checked_add(self.options.lease_timeout);
+                let deadline = fetched_at.checked_add(self.options.lease_timeout);
                 self.held().insert(id, Held { reply, deadline });
                 Ok(Some(Lease {
                     id,
@@ -393,8 +404,12 @@ fn batch_ref(lease: &Lease) -> BatchRef {
 fn batch_of(message: &async_nats::Message) -> Result<BatchRef, &'static str> {
     let headers = message.headers.as_ref().ok_or("no headers")?;
     let header = |name: &str| headers.get(name).map(|value| value.as_str());
-    let company = header(COMPANY).ok_or("no company header")?;
-    let request = header(REQUEST).ok_or("no request header")?;
+    let company = header(COMPANY)
+        .and_then(header_id_decoded)
+        .ok_or("no company header")?;
+    let request = header(REQUEST)
+        .and_then(header_id_decoded)
+        .ok_or("no request header")?;
     let (first, end) = header(BATCH)
         .and_then(|range| range.split_once('-'))
         .ok_or("no batch header")?;
@@ -406,8 +421,8 @@ fn batch_of(message: &async_nats::Message) -> Result<BatchRef, &'static str> {
         return Err("empty batch");
     }
     Ok(BatchRef {
-        company_id: CompanyId::parse(company).map_err(|_| "bad company header")?,
-        request_id: RequestId::parse(request).map_err(|_| "bad request header")?,
+        company_id: CompanyId::parse(&company).map_err(|_| "bad company header")?,
+        request_id: RequestId::parse(&request).map_err(|_| "bad request header")?,
         recipients: first..end,
     })
 }
@@ -449,8 +464,12 @@ impl RequestQueue for NatsQueue {
             // Before looking, so a ring between the look and the wait wakes us.
             let rung = self.ready.notified();
             for consumer in &self.consumers {
-                while let Some(message) = self.fetch(consumer).await? {
-                    if let Some(lease) = self.take(message).await? {
+                loop {
+                    let fetched_at = Instant::now();
+                    let Some(message) = self.fetch(consumer).await? else {
+                        break;
+                    };
+                    if let Some(lease) = self.take(message, fetched_at).await? {
                         return Ok(Some(lease));
                     }
                 }

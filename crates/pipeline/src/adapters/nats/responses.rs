@@ -63,8 +63,8 @@ impl ResponseSink for NatsResponses {
             async_nats::header::NATS_MESSAGE_ID,
             format!(
                 "{}/{}",
-                event.company_id.as_str(),
-                event.request_id.as_str()
+                super::header_id(event.company_id.as_str()),
+                super::header_id(event.request_id.as_str())
             )
             .as_str(),
         );

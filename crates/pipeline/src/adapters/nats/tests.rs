@@ -499,9 +499,7 @@ async fn the_artifact_stream_keeps_each_artifact_once() {
     else {
         return;
     };
-    let sink = super::NatsSink::connect(queue.client().clone(), queue.options())
-        .await
-        .unwrap();
+    let sink = super::NatsSink::new(queue.client().clone(), queue.options());
     let request = contract::sample_request("acme.eu", "req-1", Priority::Normal, 3);
     let prepared = contract::sample_prepared(&request);
     let artifacts: Arc<[artifact_render::Artifact]> =
@@ -526,6 +524,36 @@ async fn the_artifact_stream_keeps_each_artifact_once() {
     assert_eq!(line["lane"], "production");
     assert_eq!(line["recipient_id"], "r0");
     assert_eq!(line["sms"]["body"], "Hi Ada");
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
+
+/// Ids travel in headers escaped: a request id with a `/`, one that
+/// spells the first's escape, and one with surrounding spaces are three
+/// requests, each leased under its own id and finished.
+#[tokio::test]
+async fn ids_with_slashes_percents_and_spaces_stay_apart() {
+    let Some((queue, store, schema)) = fresh_queue("odd_ids", contract_options()).await else {
+        return;
+    };
+    let ids = ["a/b", "a%2Fb", " r1 "];
+    for id in ids {
+        let submitted = queue
+            .submit(contract::sample_request("acme", id, Priority::Normal, 1))
+            .await
+            .unwrap();
+        assert!(matches!(submitted, Submitted::Accepted(_)), "{id:?}");
+    }
+    let mut leased = Vec::new();
+    while let Some(lease) = queue.lease(std::time::Duration::ZERO).await.unwrap() {
+        leased.push(lease.request.request_id().as_str().to_owned());
+        let done = queue.complete(&lease, contract::rendered(1)).await.unwrap();
+        assert!(matches!(done, Completion::Finished(_)), "{leased:?}");
+    }
+    leased.sort();
+    let mut expected: Vec<_> = ids.iter().map(|id| id.to_string()).collect();
+    expected.sort();
+    assert_eq!(leased, expected);
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
 }

@@ -1,6 +1,9 @@
 //! The [`ResponseLog`] and [`EngagementLog`] ports on PostgreSQL:
 //! append-only tables whose sequence is the cursor clients page with.
 //!
+//! A response event is logged once per request: publishing it again (the
+//! worker retries until the broker has it too) adds nothing.
+//!
 //! A sequence value is taken when a row is inserted, but rows become
 //! visible when they commit: two concurrent appends could commit out of
 //! order, and a client that paged past the later one would never see the
@@ -33,10 +36,13 @@ impl Table {
 }
 
 impl PostgresStore {
+    /// Appends `event`; with `once_per`, only if the company has no event
+    /// under that key yet (a response event is logged once per request).
     async fn append(
         &self,
         table: Table,
         company: &CompanyId,
+        once_per: Option<&str>,
         event: &impl Serialize,
     ) -> PortResult<()> {
         let doing = "appending an event";
@@ -49,14 +55,29 @@ impl PostgresStore {
         )
         .await
         .or_backend(doing)?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {} (company_id, event) VALUES ($1, $2)",
-                table.name()
-            ),
-            &[&company.as_str(), &json],
-        )
-        .await
+        match once_per {
+            Some(key) => {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {} (company_id, event, request_id) VALUES ($1, $2, $3)
+                         ON CONFLICT (company_id, request_id) DO NOTHING",
+                        table.name()
+                    ),
+                    &[&company.as_str(), &json, &key],
+                )
+                .await
+            }
+            None => {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {} (company_id, event) VALUES ($1, $2)",
+                        table.name()
+                    ),
+                    &[&company.as_str(), &json],
+                )
+                .await
+            }
+        }
         .or_backend(doing)?;
         tx.commit().await.or_backend(doing)
     }
@@ -98,7 +119,8 @@ impl PostgresStore {
 #[async_trait]
 impl ResponseSink for PostgresStore {
     async fn publish(&self, event: ResponseEvent) -> PortResult<()> {
-        self.append(Table::Responses, &event.company_id, &event)
+        let request = event.request_id.as_str();
+        self.append(Table::Responses, &event.company_id, Some(request), &event)
             .await
     }
 }
@@ -118,7 +140,7 @@ impl ResponseLog for PostgresStore {
 #[async_trait]
 impl EngagementLog for PostgresStore {
     async fn record(&self, event: EngagementEvent) -> PortResult<()> {
-        self.append(Table::Engagement, &event.company_id, &event)
+        self.append(Table::Engagement, &event.company_id, None, &event)
             .await
     }
 

@@ -146,26 +146,33 @@ CREATE INDEX engagement_events_by_company ON engagement_events (company_id, seq)
 "#,
     // An artifact is ~50 KB of HTML and text; PostgreSQL's default pglz
     // compresses it at a fraction of the speed of lz4 and was the scaled-out
-    // mode's bound (scripts/measure_scaled.py). Servers built without lz4
-    // keep pglz.
+    // mode's bound (scripts/measure_scaled.py). Servers without lz4 (built
+    // without it, or older than 14, which cannot parse the statement: hence
+    // EXECUTE) keep pglz.
     r#"
 DO $$
 BEGIN
-    ALTER TABLE artifacts ALTER COLUMN artifact SET COMPRESSION lz4;
-EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+    EXECUTE 'ALTER TABLE artifacts ALTER COLUMN artifact SET COMPRESSION lz4';
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR syntax_error THEN
     RAISE NOTICE 'lz4 is not available: artifacts stay compressed with pglz';
 END
 $$;
+"#,
+    // A response event is logged once per request, however many times its
+    // publishing is retried.
+    r#"
+ALTER TABLE response_events ADD COLUMN request_id TEXT;
+CREATE UNIQUE INDEX response_events_once ON response_events (company_id, request_id);
 "#,
 ];
 
 impl PostgresStore {
     /// Connects and creates the tables that are missing.
     pub async fn connect(options: &PostgresOptions) -> PortResult<Arc<Self>> {
-        let mut config: tokio_postgres::Config = options
-            .url
-            .parse()
-            .map_err(|e| Error::Invalid(format!("database URL {:?}: {e}", options.url)))?;
+        let mut config: tokio_postgres::Config = options.url.parse().map_err(|e| {
+            let url = crate::adapters::redacted_url(&options.url);
+            Error::Invalid(format!("database URL {url:?}: {e}"))
+        })?;
         if let Some(schema) = &options.schema {
             check_schema_name(schema)?;
             config.options(format!("-c search_path={schema}"));

@@ -158,3 +158,29 @@ async fn a_bad_url_or_schema_name_is_refused_before_connecting() {
         "{error}"
     );
 }
+
+/// A response event published again (its broker publish failed and the
+/// worker retries) is logged once.
+#[tokio::test]
+async fn a_response_event_is_logged_once_per_request() {
+    use crate::{ResponseEvent, ResponseLog, ResponseSink};
+
+    let Some((store, schema)) = fresh("response_once").await else {
+        return;
+    };
+    let event = ResponseEvent {
+        company_id: contract::company("acme"),
+        request_id: artifact_render::request::RequestId::parse("req-1").unwrap(),
+        state: crate::RequestState::Done,
+        counts: contract::rendered(1),
+        response_metadata: serde_json::json!({}),
+        finished_at: jiff::Timestamp::now(),
+        error: None,
+    };
+    store.publish(event.clone()).await.unwrap();
+    store.publish(event.clone()).await.unwrap();
+    let listed = store.list(&contract::company("acme"), 0, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].1, event);
+    drop_schema(&store, &schema).await;
+}
