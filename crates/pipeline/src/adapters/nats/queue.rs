@@ -209,6 +209,41 @@ impl NatsQueue {
         Ok(messages)
     }
 
+    /// The batch messages of `request` cut at `starts`, as a submit that
+    /// failed half way first cut them.
+    pub(super) fn messages_at(
+        &self,
+        request: &RenderRequest,
+        starts: &[usize],
+    ) -> PortResult<Vec<(BatchRef, Bytes)>> {
+        let count = request.render_recipients().len();
+        let ends = starts.iter().skip(1).copied().chain([count]);
+        starts
+            .iter()
+            .zip(ends)
+            .map(|(&start, end)| {
+                if start >= end || end > count {
+                    return Err(Error::Invalid(format!(
+                        "request {:?} was first submitted with other recipients: submit it \
+                         under a new request id",
+                        request.request_id().as_str()
+                    )));
+                }
+                let json = request
+                    .batch(start..end)
+                    .stored_json()
+                    .map_err(|e| Error::backend("serializing a batch", e))?
+                    .into_owned();
+                let batch = BatchRef {
+                    company_id: request.company_id().clone(),
+                    request_id: request.request_id().clone(),
+                    recipients: start..end,
+                };
+                Ok((batch, Bytes::from(json)))
+            })
+            .collect()
+    }
+
     pub(super) async fn publish(
         &self,
         request: &RenderRequest,
@@ -430,19 +465,28 @@ fn batch_of(message: &async_nats::Message) -> Result<BatchRef, &'static str> {
 #[async_trait]
 impl RequestQueue for NatsQueue {
     async fn submit(&self, request: Arc<RenderRequest>) -> PortResult<Submitted> {
-        let messages = self.batch_messages(&request)?;
-        let submitted = self
+        let mut messages = self.batch_messages(&request)?;
+        let starts: Vec<usize> = messages
+            .iter()
+            .map(|(batch, _)| batch.recipients.start)
+            .collect();
+        let (submitted, recorded) = self
             .ledger
             .record_submit(
                 request.company_id(),
                 request.request_id(),
                 request.priority(),
                 request.render_recipients().len(),
-                messages.len(),
+                &starts,
                 request.response_metadata(),
             )
             .await?;
         if let Submitted::Accepted(_) = &submitted {
+            if recorded != starts {
+                // A retry of a submit that failed half way, batched
+                // otherwise the first time: publish the first batches again.
+                messages = self.messages_at(&request, &recorded)?;
+            }
             self.publish(&request, messages).await?;
             self.ledger
                 .record_published(request.company_id(), request.request_id())

@@ -164,6 +164,12 @@ $$;
 ALTER TABLE response_events ADD COLUMN request_id TEXT;
 CREATE UNIQUE INDEX response_events_once ON response_events (company_id, request_id);
 "#,
+    // Where each batch starts, as first published: a submit retried after
+    // it failed half way republishes the same batches, whatever the batch
+    // size of the process that takes the retry.
+    r#"
+ALTER TABLE requests ADD COLUMN batch_starts INTEGER[] NOT NULL DEFAULT '{}';
+"#,
 ];
 
 impl PostgresStore {

@@ -80,41 +80,49 @@ fn status_of(row: &Row) -> PortResult<RequestStatus> {
 }
 
 impl PostgresStore {
-    /// Records a request about to be published in `batches` batches. A
-    /// request this company submitted before answers `Existing`, unless its
-    /// publishing never finished: then it is `Accepted` again, for the
-    /// caller to publish once more (the broker drops the duplicates).
+    /// Records a request about to be published as batches starting at
+    /// `starts` (its recipients' positions). A request this company
+    /// submitted before answers `Existing`, unless its publishing never
+    /// finished: then it is `Accepted` again, for the caller to publish
+    /// once more (the broker drops the duplicates). Also answers the batch
+    /// starts recorded first, which a republish must use, whatever this
+    /// process's batch size.
     pub async fn record_submit(
         &self,
         company: &CompanyId,
         request_id: &RequestId,
         priority: Priority,
         recipients: usize,
-        batches: usize,
+        starts: &[usize],
         response_metadata: &serde_json::Value,
-    ) -> PortResult<Submitted> {
+    ) -> PortResult<(Submitted, Vec<usize>)> {
         let doing = "recording a request";
         let client = self.client().await?;
         let metadata = serde_json::to_string(response_metadata).or_backend(doing)?;
         let recipients = i64::try_from(recipients).or_backend(doing)?;
+        let starts = starts
+            .iter()
+            .map(|&start| index(start, doing))
+            .collect::<PortResult<Vec<i32>>>()?;
         // The no-op update makes an existing row come back too, in the same
         // statement: no window between looking and inserting.
         let row = client
             .query_one(
                 &format!(
                     "INSERT INTO requests (company_id, request_id, priority, state, recipients,
-                         batches, response_metadata, accepted_at)
-                     VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7)
+                         batches, batch_starts, response_metadata, accepted_at)
+                     VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8)
                      ON CONFLICT (company_id, request_id)
                          DO UPDATE SET published = requests.published
-                     RETURNING {STATUS_COLUMNS}, published, (xmax = 0) AS inserted"
+                     RETURNING {STATUS_COLUMNS}, published, batch_starts, (xmax = 0) AS inserted"
                 ),
                 &[
                     &company.as_str(),
                     &request_id.as_str(),
                     &variant_name(&priority)?,
                     &recipients,
-                    &index(batches, doing)?,
+                    &index(starts.len(), doing)?,
+                    &starts,
                     &metadata,
                     &timestamp_text(Timestamp::now()),
                 ],
@@ -123,11 +131,17 @@ impl PostgresStore {
             .or_backend(doing)?;
         let status = status_of(&row)?;
         let (published, inserted): (bool, bool) = (row.get(PUBLISHED), row.get("inserted"));
-        Ok(if inserted || !published {
+        let recorded = row
+            .get::<_, Vec<i32>>("batch_starts")
+            .into_iter()
+            .map(|start| usize::try_from(start).or_backend(doing))
+            .collect::<PortResult<Vec<usize>>>()?;
+        let submitted = if inserted || !published {
             Submitted::Accepted(status)
         } else {
             Submitted::Existing(status)
-        })
+        };
+        Ok((submitted, recorded))
     }
 
     /// Every batch of the request is on the broker: it is accepted.
@@ -234,7 +248,7 @@ impl PostgresStore {
                                       ELSE 'rendering' END,
                          started_at = COALESCE(started_at, $7),
                          finished_at = CASE WHEN batches_done + 1 + batches_dead = batches
-                                            THEN $7 END
+                                            THEN $7 ELSE finished_at END
                      WHERE company_id = $1 AND request_id = $2 AND EXISTS (SELECT 1 FROM answered)
                      RETURNING {STATUS_COLUMNS}"
             ))
@@ -310,7 +324,7 @@ impl PostgresStore {
                          state = 'failed', error = COALESCE(error, $3),
                          started_at = COALESCE(started_at, $4),
                          finished_at = CASE WHEN batches_done + batches_dead + 1 = batches
-                                            THEN $4 END
+                                            THEN $4 ELSE finished_at END
                      WHERE company_id = $1 AND request_id = $2
                      RETURNING {STATUS_COLUMNS}"
                 ),
