@@ -13,6 +13,7 @@
 //! already has its answer, makes that delivery a no-op.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -180,25 +181,16 @@ impl NatsQueue {
         todo.reverse();
         let mut messages = Vec::with_capacity(todo.len());
         while let Some(range) = todo.pop() {
-            let json = request
-                .batch(range.clone())
-                .stored_json()
-                .map_err(|e| Error::backend("serializing a batch", e))?
-                .into_owned();
-            if json.len() <= limit {
-                let batch = BatchRef {
-                    company_id: request.company_id().clone(),
-                    request_id: request.request_id().clone(),
-                    recipients: range,
-                };
-                messages.push((batch, Bytes::from(json)));
+            let (batch, payload) = batch_message(request, range.clone())?;
+            if payload.len() <= limit {
+                messages.push((batch, payload));
             } else if range.len() == 1 {
                 return Err(Error::Invalid(format!(
                     "render_recipients[{}] alone makes a batch of {} bytes, more than the \
                      broker's maximum message of {max_payload} bytes: shrink the inline \
                      template or the recipient's event data",
                     range.start,
-                    json.len()
+                    payload.len()
                 )));
             } else {
                 let middle = range.start + range.len() / 2;
@@ -229,17 +221,7 @@ impl NatsQueue {
                         request.request_id().as_str()
                     )));
                 }
-                let json = request
-                    .batch(start..end)
-                    .stored_json()
-                    .map_err(|e| Error::backend("serializing a batch", e))?
-                    .into_owned();
-                let batch = BatchRef {
-                    company_id: request.company_id().clone(),
-                    request_id: request.request_id().clone(),
-                    recipients: start..end,
-                };
-                Ok((batch, Bytes::from(json)))
+                batch_message(request, start..end)
             })
             .collect()
     }
@@ -425,6 +407,21 @@ async fn settle(acker: &jetstream::message::Acker, kind: AckKind) {
     if let Err(error) = result {
         warn!(%error, "cannot answer the NATS server about a batch; it is delivered again");
     }
+}
+
+/// The message of `request`'s batch `range`: the request cut to it.
+fn batch_message(request: &RenderRequest, range: Range<usize>) -> PortResult<(BatchRef, Bytes)> {
+    let json = request
+        .batch(range.clone())
+        .stored_json()
+        .map_err(|e| Error::backend("serializing a batch", e))?
+        .into_owned();
+    let batch = BatchRef {
+        company_id: request.company_id().clone(),
+        request_id: request.request_id().clone(),
+        recipients: range,
+    };
+    Ok((batch, Bytes::from(json)))
 }
 
 fn batch_ref(lease: &Lease) -> BatchRef {
