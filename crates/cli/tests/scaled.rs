@@ -551,3 +551,59 @@ fn workers_ride_out_a_nats_restart_and_10s_without_postgres() {
     drop((workers, api));
     deployment.drop_schema();
 }
+
+/// `canary verify` of the scaled-out lanes, as JSON, and whether it passed.
+fn verify(deployment: &Deployment) -> (Value, bool) {
+    let output = deployment
+        .command(&deployment.store)
+        .args(["canary", "verify", "--format", "json"])
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    (report, output.status.success())
+}
+
+#[test]
+fn a_canary_lane_worker_renders_the_mirror_from_postgres() {
+    let test = "canary";
+    if !servers_reachable(test) {
+        return;
+    }
+    let deployment = Deployment::new(test, nats_url(), postgres_url());
+    deployment.drop_schema();
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(&deployment, data.path());
+    // Production workers mirror: in the scaled-out mode they are elsewhere.
+    let production = worker_with(
+        &deployment,
+        &deployment.store,
+        "worker",
+        &["--canary-sample", "1"],
+    );
+    let mut command = deployment.command(&deployment.store);
+    command
+        .arg("worker")
+        .arg("--config")
+        .arg(examples().join("artifact.toml"))
+        .args(["--lane", "canary"]);
+    let canary = Process::spawn("canary", command).0;
+    let requests = submit_all(&api, 1, 20);
+    assert_exactly_once(&api, &deployment, &requests, 20);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (report, passed) = loop {
+        let (report, passed) = verify(&deployment);
+        if report["pairs"] == 20 && report["missing_canary"] == json!([]) {
+            break (report, passed);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the canary never caught up: {report}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(passed, "{report}");
+    assert_eq!(report["identical"], 20, "{report}");
+    drop((production, canary, api));
+    deployment.drop_schema();
+}

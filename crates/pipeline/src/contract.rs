@@ -1211,33 +1211,64 @@ fn mirror_job(company: &str, request: &str, recipients: &[usize]) -> MirrorJob {
 /// Each lane has its own jobs, up to its capacity; a held job is not given
 /// to another worker until its lease runs out; a rendered job is forgotten
 /// and an abandoned one kept with its reason.
-pub async fn mirror_queue_holds_jobs_per_lane<Q: MirrorQueue + RequestQueue>(queue: &Q) {
-    queue
-        .submit(sample_request("acme", "req-1", Priority::Normal, 4))
-        .await
-        .expect("submit");
+pub async fn mirror_queue_holds_jobs_per_lane(
+    queue: &dyn MirrorQueue,
+    requests: &dyn RequestQueue,
+) {
+    let request = sample_request("acme", "req-1", Priority::Normal, 4);
+    requests.submit(request.clone()).await.expect("submit");
     let (first, second) = (
         mirror_job("acme", "req-1", &[0, 2]),
         mirror_job("acme", "req-1", &[3]),
     );
     for lane in [Lane::Canary, Lane::Control] {
-        assert!(queue.mirror(lane, &first, 2).await.expect("mirror"));
-        assert!(queue.mirror(lane, &second, 2).await.expect("mirror"));
+        assert!(
+            queue
+                .mirror(lane, &first, &request, 2)
+                .await
+                .expect("mirror")
+        );
+        assert!(
+            queue
+                .mirror(lane, &second, &request, 2)
+                .await
+                .expect("mirror")
+        );
     }
     assert!(
-        !queue.mirror(Lane::Canary, &first, 2).await.expect("mirror"),
+        !queue
+            .mirror(Lane::Canary, &first, &request, 2)
+            .await
+            .expect("mirror"),
         "a full lane takes nothing"
     );
-    assert!(queue.mirror(Lane::Production, &first, 2).await.is_err());
+    assert!(
+        queue
+            .mirror(Lane::Production, &first, &request, 2)
+            .await
+            .is_err()
+    );
 
     let held = queue
         .take_mirrored(Lane::Canary, Duration::from_secs(60))
         .await
         .expect("take")
         .expect("a job");
+    let recipients = |lease: &crate::MirrorLease| -> Vec<String> {
+        lease
+            .recipients
+            .iter()
+            .map(|&i| {
+                lease.request.render_recipients()[i]
+                    .recipient_id
+                    .as_str()
+                    .to_owned()
+            })
+            .collect()
+    };
     assert_eq!(
-        (held.recipients.as_slice(), held.attempts),
-        (&[0, 2][..], 1)
+        (recipients(&held), held.attempts),
+        (vec!["r0".into(), "r2".into()], 1)
     );
     assert_eq!(held.request.request_id().as_str(), "req-1");
     let next = queue
@@ -1245,7 +1276,7 @@ pub async fn mirror_queue_holds_jobs_per_lane<Q: MirrorQueue + RequestQueue>(que
         .await
         .expect("take")
         .expect("the other job");
-    assert_eq!(next.recipients, [3]);
+    assert_eq!(recipients(&next), ["r3"]);
     // Its lease ran out at once: taken again, one more attempt.
     let again = queue
         .take_mirrored(Lane::Canary, Duration::from_secs(60))

@@ -1,5 +1,5 @@
 //! The ports: the small traits the worker and the server depend on. Each
-//! adapter (embedded, and later NATS and PostgreSQL) implements them, and
+//! adapter (embedded; NATS JetStream and PostgreSQL) implements them, and
 //! [`crate::contract`] holds the tests every implementation must pass.
 //!
 //! Every read and write names its company: no port can be asked for another
@@ -420,6 +420,7 @@ pub struct MirrorJob {
 pub struct MirrorLease {
     pub id: u64,
     pub request: Arc<RenderRequest>,
+    /// Indexes into `request.render_recipients()`.
     pub recipients: Vec<usize>,
     /// How many times the job has been taken, this time included.
     pub attempts: u32,
@@ -438,8 +439,16 @@ pub struct Unmirrored {
 #[async_trait]
 pub trait MirrorQueue: Send + Sync + 'static {
     /// Queues `job` for `lane`, unless `capacity` jobs already wait for
-    /// it: then nothing is queued and the answer is `false`.
-    async fn mirror(&self, lane: Lane, job: &MirrorJob, capacity: usize) -> PortResult<bool>;
+    /// it: then nothing is queued and the answer is `false`. `request` is
+    /// the one `job.recipients` index into: a queue that does not hold
+    /// the requests it mirrors keeps the part of it the job needs.
+    async fn mirror(
+        &self,
+        lane: Lane,
+        job: &MirrorJob,
+        request: &RenderRequest,
+        capacity: usize,
+    ) -> PortResult<bool>;
 
     /// The oldest job of `lane` that no worker holds, held for `lease`; a
     /// job whose worker died is taken again once its lease runs out.

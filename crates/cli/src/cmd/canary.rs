@@ -11,6 +11,9 @@ use artifact_pipeline::canary::verify::{ArtifactDiff, DiffKind, Ignore, Verifica
 use similar::{ChangeTag, TextDiff};
 
 use super::templates::Format;
+use super::worker::LaneStore;
+use crate::config::Config;
+use crate::scaled::{Locations, Scaled};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,6 +34,10 @@ struct VerifyArgs {
     /// The data dir of the `artifact serve` whose traffic was mirrored.
     #[arg(long, env = "ARTIFACT_DATA_DIR", default_value = "artifact-data")]
     data_dir: PathBuf,
+    /// The scaled-out mode's lanes, in PostgreSQL (`--queue` and `--store`,
+    /// as the workers were given), instead of `--data-dir`.
+    #[command(flatten)]
+    locations: Locations,
     /// `text` for people, `json` for tools.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -72,8 +79,10 @@ pub fn run(args: &Args) -> Result<Verdict> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(async {
-            let store = super::worker::open_attached(&args.data_dir)?;
-            verify(&*store, &*store, &ignore)
+            let env = |name: &str| std::env::var(name).ok();
+            let scaled = Scaled::resolve(&args.locations, None, &Config::default(), env)?;
+            let store = LaneStore::open(&args.data_dir, scaled.as_ref()).await?;
+            verify(&*store.artifacts, &*store.mirror, &ignore)
                 .await
                 .context("cannot read the lanes")
         })?;

@@ -20,8 +20,8 @@ use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::sinks::{DiscardSink, NdjsonSink, OutboxSink};
 use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
 use artifact_pipeline::{
-    ArtifactSink, ArtifactStore, EngagementLog, ProfileStore, RequestQueue, ResponseLog,
-    TemplateStore,
+    ArtifactSink, ArtifactStore, EngagementLog, MirrorQueue, ProfileStore, RequestQueue,
+    ResponseLog, TemplateStore,
 };
 use artifact_render::RenderLimits;
 use artifact_server::{ApiLimits, AppState};
@@ -262,43 +262,21 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
 
     let mut workers = settings.workers.clone();
     workers.flags = Arc::new(Flags::new(config.flags.clone()).map_err(anyhow::Error::msg)?);
-    let canary = CanarySample {
-        fraction: settings.canary_sample.unwrap_or(config.canary.fraction),
-        companies: config.canary.companies.clone(),
-        clients: config.canary.clients.clone(),
+    let mirror_queue: Arc<dyn MirrorQueue> = match (&backend.embedded, &backend.postgres) {
+        (Some(store), _) => store.clone(),
+        (None, Some(store)) => store.clone(),
+        (None, None) => unreachable!("a backend is embedded or on PostgreSQL"),
     };
-    if canary != CanarySample::default() {
-        let Some(store) = &backend.embedded else {
-            bail!(
-                "canary mirroring runs on the embedded store; the scaled-out mode does not \
-                 mirror yet: drop --canary-sample and [canary]"
-            );
-        };
-        let lanes = config
-            .canary
-            .lanes
-            .iter()
-            .map(|name| {
-                Lane::parse(name).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "[canary] lanes: {name:?} is not a lane; give canary or control"
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mirror = Mirror::new(
-            canary,
-            lanes,
-            config.canary.queue_capacity,
-            store.clone(),
-            // With the `store` sink, production's artifacts are there already.
-            (settings.sink != SinkSpec::Store).then(|| store.clone() as Arc<dyn ArtifactSink>),
-            metrics.clone(),
-        )
-        .map_err(anyhow::Error::msg)?;
-        info!(?mirror, "mirroring a sample to the canary lanes");
-        workers.mirror = Some(Arc::new(mirror));
-    }
+    // With the `store` sink, production's artifacts are there already.
+    let copies = (settings.sink != SinkSpec::Store)
+        .then(|| backend.artifacts.clone() as Arc<dyn ArtifactSink>);
+    workers.mirror = canary_mirror(
+        &config,
+        settings.canary_sample,
+        mirror_queue,
+        copies,
+        metrics.clone(),
+    )?;
     let workers_flags = workers.flags.clone();
     let pool = (workers.workers > 0).then(|| {
         WorkerPool::start(
@@ -344,6 +322,48 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
     Ok(())
 }
 
+/// The canary mirror production workers feed, when `[canary]` or `sample`
+/// (`--canary-sample`) asks for one: jobs go to `queue`, and the sampled
+/// recipients' production artifacts to `copies` unless production's sink
+/// keeps them where the lanes read.
+pub(crate) fn canary_mirror(
+    config: &Config,
+    sample: Option<f64>,
+    queue: Arc<dyn MirrorQueue>,
+    copies: Option<Arc<dyn ArtifactSink>>,
+    metrics: Arc<Metrics>,
+) -> Result<Option<Arc<Mirror>>> {
+    let canary = CanarySample {
+        fraction: sample.unwrap_or(config.canary.fraction),
+        companies: config.canary.companies.clone(),
+        clients: config.canary.clients.clone(),
+    };
+    if canary == CanarySample::default() {
+        return Ok(None);
+    }
+    let lanes = config
+        .canary
+        .lanes
+        .iter()
+        .map(|name| {
+            Lane::parse(name).ok_or_else(|| {
+                anyhow::anyhow!("[canary] lanes: {name:?} is not a lane; give canary or control")
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mirror = Mirror::new(
+        canary,
+        lanes,
+        config.canary.queue_capacity,
+        queue,
+        copies,
+        metrics,
+    )
+    .map_err(anyhow::Error::msg)?;
+    info!(?mirror, "mirroring a sample to the canary lanes");
+    Ok(Some(Arc::new(mirror)))
+}
+
 /// The ports `serve` runs on: the embedded store, or NATS and PostgreSQL.
 struct Backend {
     name: String,
@@ -353,7 +373,7 @@ struct Backend {
     artifacts: Arc<dyn ArtifactStore>,
     responses: Arc<dyn ResponseLog>,
     engagement: Arc<dyn EngagementLog>,
-    /// Set on the embedded default: the canary mirror needs it.
+    /// Set on the embedded default.
     embedded: Option<Arc<EmbeddedStore>>,
     postgres: Option<Arc<PostgresStore>>,
     nats: Option<Arc<NatsQueue>>,

@@ -5,7 +5,8 @@
 //!   machines, as the load needs.
 //! - `--lane canary|control`: renders the recipients production mirrors,
 //!   with this process's configuration and template versions, into the same
-//!   embedded store, beside production's artifacts. It may be another build;
+//!   store (the embedded one of `--data-dir`, or the scaled-out mode's
+//!   PostgreSQL), beside production's artifacts. It may be another build;
 //!   it never sends anything.
 
 use std::collections::HashMap;
@@ -13,18 +14,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use artifact_pipeline::Lane;
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
 use artifact_pipeline::adapters::redacted_url;
 use artifact_pipeline::canary::{LanePorts, LaneWorker, parse_template_version};
 use artifact_pipeline::flags::Flags;
 use artifact_pipeline::metrics::Metrics;
 use artifact_pipeline::worker::{Renderer, WorkerPool, WorkerPorts, WorkerSettings};
+use artifact_pipeline::{ArtifactStore, Lane, MirrorQueue, ProfileStore, TemplateStore};
 use artifact_render::RenderLimits;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::cmd::serve::SinkSpec;
+use crate::cmd::serve::{SinkSpec, canary_mirror};
 use crate::config::Config;
 use crate::scaled::{Locations, Scaled};
 
@@ -46,6 +47,11 @@ pub struct Args {
     /// [default: true].
     #[arg(long, env = "ARTIFACT_PROFILE_PROJECTION")]
     profile_projection: Option<bool>,
+    /// Production workers: mirror this fraction of every company's
+    /// recipients to the canary lanes (`[canary]` in the config file sets
+    /// the rest) [default: 0, off].
+    #[arg(long, env = "ARTIFACT_CANARY_SAMPLE")]
+    canary_sample: Option<f64>,
     /// The data dir of the `artifact serve` whose traffic is mirrored.
     #[arg(long, env = "ARTIFACT_DATA_DIR", default_value = "artifact-data")]
     data_dir: PathBuf,
@@ -86,6 +92,41 @@ pub(crate) fn open_attached(data_dir: &Path) -> Result<Arc<EmbeddedStore>> {
     .with_context(|| format!("cannot open {}", db.display()))
 }
 
+/// What lane workers and `canary verify` read and write: the embedded
+/// store of the `artifact serve` running on a data dir, or the scaled-out
+/// mode's PostgreSQL.
+pub(crate) struct LaneStore {
+    pub mirror: Arc<dyn MirrorQueue>,
+    pub profiles: Arc<dyn ProfileStore>,
+    pub templates: Arc<dyn TemplateStore>,
+    pub artifacts: Arc<dyn ArtifactStore>,
+}
+
+impl LaneStore {
+    pub(crate) async fn open(data_dir: &Path, scaled: Option<&Scaled>) -> Result<Self> {
+        Ok(match scaled {
+            Some(scaled) => {
+                let store = scaled.store().await?;
+                Self {
+                    mirror: store.clone(),
+                    profiles: store.clone(),
+                    templates: store.clone(),
+                    artifacts: store,
+                }
+            }
+            None => {
+                let store = open_attached(data_dir)?;
+                Self {
+                    mirror: store.clone(),
+                    profiles: store.clone(),
+                    templates: store.clone(),
+                    artifacts: store,
+                }
+            }
+        })
+    }
+}
+
 pub fn run(args: &Args) -> Result<()> {
     let env = |name: &str| std::env::var(name).ok();
     let config = Config::load(args.config.as_deref(), env)?;
@@ -104,13 +145,6 @@ pub fn run(args: &Args) -> Result<()> {
         Some(lane) => lane,
         None => bail!("--lane {:?}: give production, canary or control", args.lane),
     };
-    if scaled.is_some() {
-        bail!(
-            "--lane {}: lane workers read the embedded store's mirror queue; the scaled-out \
-             mode does not mirror yet",
-            lane.as_str()
-        );
-    }
     let lane_workers = args.workers.unwrap_or(1);
     if lane_workers == 0 {
         bail!("--workers: must be at least 1");
@@ -126,10 +160,15 @@ pub fn run(args: &Args) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(async move {
-            let store = open_attached(&args.data_dir)?;
+            let store = LaneStore::open(&args.data_dir, scaled.as_ref()).await?;
             let renderer = Arc::new(
-                Renderer::new(store.clone(), config.tracking, 64, RenderLimits::default())
-                    .with_template_versions(versions.clone()),
+                Renderer::new(
+                    store.templates.clone(),
+                    config.tracking,
+                    64,
+                    RenderLimits::default(),
+                )
+                .with_template_versions(versions.clone()),
             );
             let metrics = Arc::new(Metrics::default());
             let (stop, stopped) = watch::channel(false);
@@ -139,9 +178,9 @@ pub fn run(args: &Args) -> Result<()> {
                     LaneWorker {
                         lane,
                         ports: LanePorts {
-                            queue: store.clone(),
-                            profiles: store.clone(),
-                            store: store.clone(),
+                            queue: store.mirror.clone(),
+                            profiles: store.profiles.clone(),
+                            store: store.artifacts.clone(),
                         },
                         renderer: renderer.clone(),
                         metrics: metrics.clone(),
@@ -182,7 +221,7 @@ fn run_production(args: &Args, config: Config, scaled: Scaled) -> Result<()> {
             .unwrap_or("store"),
     )?;
     let flags = Arc::new(Flags::new(config.flags.clone()).map_err(anyhow::Error::msg)?);
-    let settings = WorkerSettings {
+    let mut settings = WorkerSettings {
         workers,
         profile_projection: args
             .profile_projection
@@ -198,16 +237,25 @@ fn run_production(args: &Args, config: Config, scaled: Scaled) -> Result<()> {
         .context("cannot start the async runtime")?
         .block_on(async move {
             let connected = scaled.connect().await?;
+            let copies = (sink != SinkSpec::Store)
+                .then(|| connected.store.clone() as Arc<dyn artifact_pipeline::ArtifactSink>);
             let sink = sink
                 .open(connected.store.clone(), Some(&connected.queue))
                 .await?;
+            let metrics = Arc::new(Metrics::default());
+            settings.mirror = canary_mirror(
+                &config,
+                args.canary_sample,
+                connected.store.clone(),
+                copies,
+                metrics.clone(),
+            )?;
             let renderer = Arc::new(Renderer::new(
                 connected.store.clone(),
                 config.tracking,
                 1024,
                 RenderLimits::default(),
             ));
-            let metrics = Arc::new(Metrics::default());
             let pool = WorkerPool::start(
                 settings,
                 WorkerPorts {

@@ -198,7 +198,7 @@ impl Mirror {
             let _permit = permit;
             if let Some(store) = store
                 && let Err(error) = store
-                    .write(Lane::Production, prepared, sampled.into())
+                    .write(Lane::Production, prepared.clone(), sampled.into())
                     .await
             {
                 warn!(%error, "cannot keep the sampled production artifacts; not mirrored");
@@ -208,7 +208,7 @@ impl Mirror {
                 return;
             }
             for lane in lanes {
-                let outcome = match queue.mirror(lane, &job, capacity).await {
+                let outcome = match queue.mirror(lane, &job, prepared.request(), capacity).await {
                     Ok(true) => "mirrored",
                     Ok(false) => "full",
                     Err(error) => {

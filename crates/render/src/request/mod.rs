@@ -259,6 +259,24 @@ impl RenderRequest {
     /// # Panics
     /// When `range` is not within the recipients.
     pub fn batch(&self, range: std::ops::Range<usize>) -> RenderRequest {
+        self.with_recipients(self.render_recipients[range].to_vec())
+    }
+
+    /// A copy holding only the recipients at `indexes`, in that order: a
+    /// sample to keep (see [`RenderRequest::batch`]).
+    ///
+    /// # Panics
+    /// When an index is not within the recipients.
+    pub fn picked(&self, indexes: &[usize]) -> RenderRequest {
+        self.with_recipients(
+            indexes
+                .iter()
+                .map(|&i| self.render_recipients[i].clone())
+                .collect(),
+        )
+    }
+
+    fn with_recipients(&self, render_recipients: Vec<RenderRecipient>) -> RenderRequest {
         RenderRequest {
             request_id: self.request_id.clone(),
             company_id: self.company_id.clone(),
@@ -268,7 +286,7 @@ impl RenderRequest {
             send_time: self.send_time,
             response_metadata: self.response_metadata.clone(),
             channel_settings: self.channel_settings.clone(),
-            render_recipients: self.render_recipients[range].to_vec(),
+            render_recipients,
             tracking_options: self.tracking_options.clone(),
             source: None,
         }

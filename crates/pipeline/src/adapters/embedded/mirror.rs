@@ -28,7 +28,14 @@ fn lane_name(lane: Lane) -> PortResult<&'static str> {
 
 #[async_trait]
 impl MirrorQueue for EmbeddedStore {
-    async fn mirror(&self, lane: Lane, job: &MirrorJob, capacity: usize) -> PortResult<bool> {
+    /// The store holds the request: `request` is not needed.
+    async fn mirror(
+        &self,
+        lane: Lane,
+        job: &MirrorJob,
+        _request: &RenderRequest,
+        capacity: usize,
+    ) -> PortResult<bool> {
         let lane = lane_name(lane)?;
         let job = job.clone();
         self.run(move |inner| {

@@ -563,3 +563,14 @@ async fn ids_with_slashes_percents_and_spaces_stay_apart() {
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
 }
+
+/// The canary's queue on PostgreSQL, with requests submitted to NATS.
+#[tokio::test]
+async fn mirror_queue_holds_jobs_per_lane() {
+    let Some((queue, store, schema)) = fresh_queue("mirror", contract_options()).await else {
+        return;
+    };
+    contract::mirror_queue_holds_jobs_per_lane(&*store, &queue).await;
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}

@@ -10,6 +10,7 @@
 
 mod artifacts;
 mod events;
+mod mirror;
 mod profiles;
 mod requests;
 mod templates;
@@ -169,6 +170,22 @@ CREATE UNIQUE INDEX response_events_once ON response_events (company_id, request
     // size of the process that takes the retry.
     r#"
 ALTER TABLE requests ADD COLUMN batch_starts INTEGER[] NOT NULL DEFAULT '{}';
+"#,
+    // The canary's queue: a row per (job, lane), with the request cut to
+    // the job's recipients. `recipients` are the positions production gave.
+    r#"
+CREATE TABLE mirror_jobs (
+    id BIGSERIAL PRIMARY KEY,
+    lane TEXT NOT NULL,
+    company_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    recipients INTEGER[] NOT NULL,
+    request TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    leased_until TEXT NOT NULL DEFAULT '',
+    abandoned TEXT
+);
+CREATE INDEX mirror_jobs_waiting ON mirror_jobs (lane, id) WHERE abandoned IS NULL;
 "#,
 ];
 
