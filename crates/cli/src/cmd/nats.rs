@@ -51,7 +51,7 @@ pub fn run(args: &Args) -> Result<()> {
                 options.replicas,
                 options.duplicate_window
             );
-            for consumer in &consumers {
+            for consumer in consumers.iter().flatten() {
                 let info = consumer.cached_info();
                 println!(
                     "  consumer {} on {} (ack_wait {:?}, explicit acks)",

@@ -2,9 +2,12 @@
 //! as a work-queue stream, with PostgreSQL keeping what a broker does not
 //! (request status, which batches are answered, dead letters).
 //!
-//! One stream, `{NAME}_REQUESTS`, holds subjects `{name}.requests.high`,
-//! `.normal` and `.low`; each priority has a durable pull consumer shared
-//! by every worker process, so `high` is fetched first. A message is one
+//! One stream, `{NAME}_REQUESTS`, holds subjects
+//! `{name}.requests.{high|normal|low}.{shard}`: a company's batches go to
+//! one of [`SHARDS`] shards by a hash of its id. Each (priority, shard) has
+//! a durable pull consumer shared by every worker process; `high` is
+//! fetched first, and within a priority a process takes the shards in turn,
+//! so one company's bulk request does not hold up the others' batches. A message is one
 //! batch: the request with only that batch's recipients, so a message stays
 //! under the server's max payload whatever the request's size. A message is
 //! acknowledged only after its artifacts are written and its answer is in
@@ -22,7 +25,7 @@ mod tests;
 
 use std::time::Duration;
 
-use artifact_render::request::Priority;
+use artifact_render::request::{CompanyId, Priority};
 use async_nats::jetstream::{self, consumer::pull, stream};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
@@ -112,12 +115,17 @@ impl NatsOptions {
         format!("{}_ARTIFACTS", self.name.to_ascii_uppercase())
     }
 
-    fn subject(&self, priority: Priority) -> String {
-        format!("{}.requests.{}", self.name, priority_name(priority))
+    /// Where `company`'s batches of `priority` are published.
+    fn subject(&self, priority: Priority, company: &CompanyId) -> String {
+        self.shard_subject(priority, shard_of(company))
     }
 
-    fn consumer_name(&self, priority: Priority) -> String {
-        format!("{}_workers_{}", self.name, priority_name(priority))
+    fn shard_subject(&self, priority: Priority, shard: usize) -> String {
+        format!("{}.requests.{}.{shard}", self.name, priority_name(priority))
+    }
+
+    fn consumer_name(&self, priority: Priority, shard: usize) -> String {
+        format!("{}_workers_{}_{shard}", self.name, priority_name(priority))
     }
 
     /// Rung after a submit publishes, so idle workers look at once.
@@ -155,6 +163,17 @@ fn priority_name(priority: Priority) -> &'static str {
 
 const PRIORITIES: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
 
+/// Subjects per priority. A company's batches all go to one, chosen by a
+/// stable hash of its id, and workers take turns between them: a bulk
+/// request fills its own shard, and another company's batches in another
+/// shard are leased in between. Fixed, so every process agrees.
+pub const SHARDS: usize = 8;
+
+fn shard_of(company: &CompanyId) -> usize {
+    let position = crate::canary::position(&[company.as_str()]);
+    ((position * SHARDS as f64) as usize).min(SHARDS - 1)
+}
+
 /// Connects to the server. The client reconnects by itself for as long as
 /// the process runs; calls made while it is away fail, and callers retry.
 pub async fn connect(url: &str) -> PortResult<async_nats::Client> {
@@ -173,17 +192,18 @@ pub async fn connect(url: &str) -> PortResult<async_nats::Client> {
 /// consumers, or
 /// brings existing ones to `options`. Idempotent: every process runs it
 /// when it starts.
+/// Returns the consumers by priority (highest first), then shard.
 pub async fn setup(
     client: &async_nats::Client,
     options: &NatsOptions,
-) -> PortResult<Vec<jetstream::consumer::PullConsumer>> {
+) -> PortResult<Vec<Vec<jetstream::consumer::PullConsumer>>> {
     options.check()?;
     let context = &jetstream::new(client.clone());
     let stream_name = options.stream_name();
     let doing = format!("setting up the NATS stream {stream_name}");
     let config = stream::Config {
         name: stream_name.clone(),
-        subjects: vec![format!("{}.requests.*", options.name)],
+        subjects: vec![format!("{}.requests.*.*", options.name)],
         retention: stream::RetentionPolicy::WorkQueue,
         storage: stream::StorageType::File,
         num_replicas: options.replicas,
@@ -216,31 +236,28 @@ pub async fn setup(
     artifacts::setup_stream(context, options).await?;
     let mut consumers = Vec::with_capacity(PRIORITIES.len());
     for priority in PRIORITIES {
-        let consumer = stream
-            .create_consumer(pull::Config {
-                durable_name: Some(options.consumer_name(priority)),
-                filter_subject: options.subject(priority),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: options.lease_timeout,
-                // The queue counts attempts itself (releases are not
-                // attempts) and dead-letters the last one with its reason;
-                // the server's own limit would drop it with only an
-                // advisory.
-                max_deliver: -1,
-                max_ack_pending: 100_000,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                Error::backend(
-                    format!(
-                        "setting up the consumer {}",
-                        options.consumer_name(priority)
-                    ),
-                    e,
-                )
-            })?;
-        consumers.push(consumer);
+        let mut shards = Vec::with_capacity(SHARDS);
+        for shard in 0..SHARDS {
+            let name = options.consumer_name(priority, shard);
+            let consumer = stream
+                .create_consumer(pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: options.shard_subject(priority, shard),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: options.lease_timeout,
+                    // The queue counts attempts itself (releases are not
+                    // attempts) and dead-letters the last one with its
+                    // reason; the server's own limit would drop it with only
+                    // an advisory.
+                    max_deliver: -1,
+                    max_ack_pending: 100_000,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| Error::backend(format!("setting up the consumer {name}"), e))?;
+            shards.push(consumer);
+        }
+        consumers.push(shards);
     }
     Ok(consumers)
 }

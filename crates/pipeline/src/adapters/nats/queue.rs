@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ use jiff::Timestamp;
 use tokio::sync::Notify;
 use tracing::warn;
 
-use super::{NatsOptions, connect, header_id, header_id_decoded, setup};
+use super::{NatsOptions, SHARDS, connect, header_id, header_id_decoded, setup};
 use crate::adapters::postgres::{Answered, BatchRef, PostgresStore, request_error};
 use crate::adapters::{backoff, batch_ranges};
 use crate::{
@@ -59,8 +59,11 @@ pub struct NatsQueue {
     pub(super) options: NatsOptions,
     pub(super) client: async_nats::Client,
     pub(super) jetstream: jetstream::Context,
-    /// One per priority, highest first.
-    pub(super) consumers: Vec<jetstream::consumer::PullConsumer>,
+    /// By priority (highest first), then shard.
+    pub(super) consumers: Vec<Vec<jetstream::consumer::PullConsumer>>,
+    /// Per priority, the shard this process looks at first next time: the
+    /// one after the shard it last leased from.
+    next_shard: [AtomicUsize; 3],
     ledger: Arc<PostgresStore>,
     held: Mutex<HashMap<u64, Held>>,
     next_lease: AtomicU64,
@@ -114,6 +117,7 @@ impl NatsQueue {
             client,
             jetstream,
             consumers,
+            next_shard: Default::default(),
             ledger,
             held: Mutex::default(),
             next_lease: AtomicU64::new(1),
@@ -232,7 +236,9 @@ impl NatsQueue {
         messages: Vec<(BatchRef, Bytes)>,
     ) -> PortResult<()> {
         let doing = "publishing batches to NATS";
-        let subject = self.options.subject(request.priority());
+        let subject = self
+            .options
+            .subject(request.priority(), request.company_id());
         let mut acks = Vec::with_capacity(messages.len());
         for (batch, payload) in messages {
             let mut headers = HeaderMap::new();
@@ -504,14 +510,19 @@ impl RequestQueue for NatsQueue {
         loop {
             // Before looking, so a ring between the look and the wait wakes us.
             let rung = self.ready.notified();
-            for consumer in &self.consumers {
-                loop {
-                    let fetched_at = Instant::now();
-                    let Some(message) = self.fetch(consumer).await? else {
-                        break;
-                    };
-                    if let Some(lease) = self.take(message, fetched_at).await? {
-                        return Ok(Some(lease));
+            for (shards, next) in self.consumers.iter().zip(&self.next_shard) {
+                let first = next.load(Ordering::Relaxed);
+                for turn in 0..SHARDS {
+                    let shard = (first + turn) % SHARDS;
+                    loop {
+                        let fetched_at = Instant::now();
+                        let Some(message) = self.fetch(&shards[shard]).await? else {
+                            break;
+                        };
+                        if let Some(lease) = self.take(message, fetched_at).await? {
+                            next.store((shard + 1) % SHARDS, Ordering::Relaxed);
+                            return Ok(Some(lease));
+                        }
                     }
                 }
             }

@@ -79,8 +79,9 @@ macro_rules! contract_tests {
     };
 }
 
-// Not `queue_companies_take_turns_within_a_lane`: the stream delivers a
-// priority's batches in the order they were published (see ARCHITECTURE.md).
+// Not `queue_companies_take_turns_within_a_lane` as written: on NATS,
+// companies take turns between shards, and its two companies share one
+// (see `companies_in_other_shards_take_turns` below).
 contract_tests!(
     queue_submit_is_idempotent,
     queue_status_is_tenant_scoped,
@@ -571,6 +572,73 @@ async fn mirror_queue_holds_jobs_per_lane() {
         return;
     };
     contract::mirror_queue_holds_jobs_per_lane(&*store, &queue).await;
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
+
+/// A company whose batches are in another shard than `acme`'s.
+fn company_in_another_shard() -> String {
+    let acme = super::shard_of(&contract::company("acme"));
+    (0..)
+        .map(|n| format!("company-{n}"))
+        .find(|name| super::shard_of(&contract::company(name)) != acme)
+        .expect("some company hashes elsewhere")
+}
+
+/// Within a priority, workers take the shards in turn: another company's
+/// small request, in another shard, does not wait behind a bulk request.
+/// Two companies in one shard are served in publish order.
+#[tokio::test]
+async fn companies_in_other_shards_take_turns() {
+    let Some((queue, store, schema)) = fresh_queue("shard_turns", contract_options()).await else {
+        return;
+    };
+    let other = company_in_another_shard();
+    queue
+        .submit(contract::sample_request("acme", "bulk", Priority::Low, 20))
+        .await
+        .unwrap();
+    let first = queue
+        .lease(std::time::Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.request.company_id().as_str(), "acme");
+    queue
+        .submit(contract::sample_request(&other, "small", Priority::Low, 1))
+        .await
+        .unwrap();
+    let next = queue
+        .lease(std::time::Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        next.request.company_id().as_str(),
+        other,
+        "served before acme's next batch"
+    );
+
+    let same = (0..)
+        .map(|n| format!("company-{n}"))
+        .find(|name| {
+            super::shard_of(&contract::company(name)) == super::shard_of(&contract::company("acme"))
+        })
+        .unwrap();
+    queue
+        .submit(contract::sample_request(&same, "small", Priority::Low, 1))
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    while let Some(lease) = queue.lease(std::time::Duration::ZERO).await.unwrap() {
+        order.push(lease.request.company_id().as_str().to_owned());
+    }
+    assert_eq!(order.len(), 9 + 1);
+    assert_eq!(
+        order.last(),
+        Some(&same),
+        "behind acme's bulk, in its shard"
+    );
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
 }
