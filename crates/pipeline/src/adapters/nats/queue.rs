@@ -64,11 +64,51 @@ pub struct NatsQueue {
     /// Per priority, the shard this process looks at first next time: the
     /// one after the shard it last leased from.
     next_shard: [AtomicUsize; 3],
+    empty: Arc<EmptyShards>,
     ledger: Arc<PostgresStore>,
     held: Mutex<HashMap<u64, Held>>,
     next_lease: AtomicU64,
     ready: Arc<Notify>,
     doorbell: tokio::task::JoinHandle<()>,
+}
+
+/// Shards a pull found empty, skipped until [`POLL`] has passed or a submit
+/// rang the doorbell: with few companies busy, a lease then costs a pull
+/// or two, not one per shard. A retry coming due in a skipped shard waits
+/// at most [`POLL`] more.
+struct EmptyShards {
+    epoch: Instant,
+    /// Per priority and shard, milliseconds after `epoch` until which it
+    /// is skipped.
+    until: [[AtomicU64; SHARDS]; 3],
+}
+
+impl EmptyShards {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            until: Default::default(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn skipped(&self, priority: usize, shard: usize) -> bool {
+        self.now() < self.until[priority][shard].load(Ordering::Relaxed)
+    }
+
+    fn found_empty(&self, priority: usize, shard: usize) {
+        let until = self.now().saturating_add(POLL.as_millis() as u64);
+        self.until[priority][shard].store(until, Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        for shard in self.until.iter().flatten() {
+            shard.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A lease this process holds: where to answer it, and until when.
@@ -104,10 +144,12 @@ impl NatsQueue {
             .await
             .map_err(|e| Error::backend("subscribing to the NATS doorbell", e))?;
         let ready = Arc::new(Notify::new());
+        let empty = Arc::new(EmptyShards::new());
         let doorbell = tokio::spawn({
-            let ready = ready.clone();
+            let (ready, empty) = (ready.clone(), empty.clone());
             async move {
                 while rings.next().await.is_some() {
+                    empty.clear();
                     ready.notify_waiters();
                 }
             }
@@ -118,6 +160,7 @@ impl NatsQueue {
             jetstream,
             consumers,
             next_shard: Default::default(),
+            empty,
             ledger,
             held: Mutex::default(),
             next_lease: AtomicU64::new(1),
@@ -491,6 +534,9 @@ impl RequestQueue for NatsQueue {
                 messages = self.messages_at(&request, &recorded)?;
             }
             self.publish(&request, messages).await?;
+            // This process's workers look at once; the others when the
+            // doorbell reaches them.
+            self.empty.clear();
             self.ledger
                 .record_published(request.company_id(), request.request_id())
                 .await?;
@@ -510,13 +556,19 @@ impl RequestQueue for NatsQueue {
         loop {
             // Before looking, so a ring between the look and the wait wakes us.
             let rung = self.ready.notified();
-            for (shards, next) in self.consumers.iter().zip(&self.next_shard) {
+            for (priority, (shards, next)) in
+                self.consumers.iter().zip(&self.next_shard).enumerate()
+            {
                 let first = next.load(Ordering::Relaxed);
                 for turn in 0..SHARDS {
                     let shard = (first + turn) % SHARDS;
+                    if self.empty.skipped(priority, shard) {
+                        continue;
+                    }
                     loop {
                         let fetched_at = Instant::now();
                         let Some(message) = self.fetch(&shards[shard]).await? else {
+                            self.empty.found_empty(priority, shard);
                             break;
                         };
                         if let Some(lease) = self.take(message, fetched_at).await? {
