@@ -22,7 +22,6 @@ position count the database's transactions, rows and bytes).
 import argparse
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -30,22 +29,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime
+
+from measure_serve import call, parse_time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "artifact")
-
-
-def parse_time(text):
-    text = re.sub(r"(\.\d{6})\d*", r"\1", text.replace("Z", "+00:00"))
-    return datetime.fromisoformat(text)
-
-
-def call(method, url, body=None):
-    request = urllib.request.Request(url, data=body, method=method)
-    request.add_header("content-type", "application/json")
-    with urllib.request.urlopen(request) as response:
-        return response.status, json.loads(response.read() or b"null")
 
 
 def free_port():

@@ -250,6 +250,17 @@ impl Api {
     }
 }
 
+/// `test`'s deployment on `queue` and this machine's PostgreSQL, its schema
+/// fresh, and its API process with the demo company (in a data dir that
+/// lives as long as the returned one).
+fn deploy(test: &str, queue: String) -> (Deployment, tempfile::TempDir, Api) {
+    let deployment = Deployment::new(test, queue, postgres_url());
+    deployment.drop_schema();
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(&deployment, data.path());
+    (deployment, data, api)
+}
+
 fn worker(deployment: &Deployment, store: &str, label: &str) -> Process {
     worker_with(deployment, store, label, &[])
 }
@@ -341,10 +352,7 @@ fn three_workers_render_100k_recipients_exactly_once_when_one_is_killed() {
     if !servers_reachable(test) {
         return;
     }
-    let deployment = Deployment::new(test, nats_url(), postgres_url());
-    deployment.drop_schema();
-    let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&deployment, data.path());
+    let (deployment, _data, api) = deploy(test, nats_url());
     let requests = submit_all(&api, 10, 10_000);
     let steady = [
         worker(&deployment, &deployment.store, "worker-1"),
@@ -376,6 +384,7 @@ fn three_workers_render_100k_recipients_exactly_once_when_one_is_killed() {
 /// A NATS server of the test's own, on a free port with its own store, so
 /// the test may kill and restart it.
 struct OwnNats {
+    binary: &'static str,
     port: u16,
     dir: tempfile::TempDir,
     process: Option<Process>,
@@ -390,22 +399,18 @@ impl OwnNats {
         ]
         .into_iter()
         .find(|path| Command::new(path).arg("--version").output().is_ok())?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut nats = OwnNats {
-            port,
+            binary,
+            port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             process: None,
         };
-        nats.run(binary);
+        nats.run();
         Some(nats)
     }
 
-    fn run(&mut self, binary: &str) {
-        let mut command = Command::new(binary);
+    fn run(&mut self) {
+        let mut command = Command::new(self.binary);
         command
             .args([
                 "-a",
@@ -415,7 +420,9 @@ impl OwnNats {
                 "-js",
                 "-sd",
             ])
-            .arg(self.dir.path());
+            .arg(self.dir.path())
+            .arg("-l")
+            .arg(self.dir.path().join("nats.log"));
         self.process = Some(Process::spawn("nats", command).0);
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -428,15 +435,7 @@ impl OwnNats {
         // SIGKILL: the server gets no chance to tidy up.
         self.process.take().unwrap().kill();
         std::thread::sleep(Duration::from_secs(2));
-        let binary = [
-            "/usr/sbin/nats-server",
-            "/usr/bin/nats-server",
-            "nats-server",
-        ]
-        .into_iter()
-        .find(|path| Command::new(path).arg("--version").output().is_ok())
-        .unwrap();
-        self.run(binary);
+        self.run();
     }
 
     fn url(&self) -> String {
@@ -527,10 +526,7 @@ fn workers_ride_out_a_nats_restart_and_10s_without_postgres() {
         return;
     };
     let partition = Partition::to(host_port(&postgres_url()));
-    let deployment = Deployment::new(test, nats.url(), postgres_url());
-    deployment.drop_schema();
-    let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&deployment, data.path());
+    let (deployment, _data, api) = deploy(test, nats.url());
     let requests = submit_all(&api, 10, 5_000);
     let workers = [
         worker(&deployment, &partition.url(), "worker-1"),
@@ -570,10 +566,7 @@ fn a_canary_lane_worker_renders_the_mirror_from_postgres() {
     if !servers_reachable(test) {
         return;
     }
-    let deployment = Deployment::new(test, nats_url(), postgres_url());
-    deployment.drop_schema();
-    let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&deployment, data.path());
+    let (deployment, _data, api) = deploy(test, nats_url());
     // Production workers mirror: in the scaled-out mode they are elsewhere.
     let production = worker_with(
         &deployment,
@@ -606,4 +599,70 @@ fn a_canary_lane_worker_renders_the_mirror_from_postgres() {
     assert_eq!(report["identical"], 20, "{report}");
     drop((production, canary, api));
     deployment.drop_schema();
+}
+
+/// The scaled-out commands refuse what they cannot do, naming it, before
+/// reaching any server.
+#[test]
+fn scaled_out_commands_name_what_is_missing() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &[
+                "serve",
+                "--queue",
+                "nats://127.0.0.1:4222",
+                "--data-dir",
+                dir,
+            ],
+            "--queue needs --store",
+        ),
+        (
+            &[
+                "serve",
+                "--store",
+                "postgres://x@127.0.0.1/db",
+                "--data-dir",
+                dir,
+            ],
+            "--store needs --queue",
+        ),
+        (
+            &[
+                "serve",
+                "--sink",
+                "nats",
+                "--data-dir",
+                dir,
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "--sink nats: the artifacts stream is on the scaled-out mode's --queue",
+        ),
+        (
+            &[
+                "worker",
+                "--queue",
+                "http://x",
+                "--store",
+                "postgres://x@h/db",
+            ],
+            "expected nats://host:port",
+        ),
+        (&["db", "migrate"], "give the database: --store"),
+        (&["nats", "setup"], "give the broker: --queue"),
+    ];
+    for (args, reason) in cases {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_artifact"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("ARTIFACT_") {
+                command.env_remove(name);
+            }
+        }
+        let output = command.args(args).env("RUST_LOG", "warn").output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+    }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::{Error, PortResult};
+use crate::{Error, Lane, PortResult};
 
 /// Maps a failed store call to [`Error::Backend`], naming what was being done.
 pub(crate) trait OrBackend<T> {
@@ -62,6 +62,16 @@ pub fn redacted_url(url: &str) -> String {
                 .collect();
             format!("{shown}?{}", params.join("&"))
         }
+    }
+}
+
+/// The stored name of a lane jobs are mirrored to; production is not one.
+pub(crate) fn mirrored_lane_name(lane: Lane) -> PortResult<&'static str> {
+    match lane {
+        Lane::Canary | Lane::Control => Ok(lane.as_str()),
+        Lane::Production => Err(Error::Invalid(
+            "production is not mirrored to: give the canary or control lane".into(),
+        )),
     }
 }
 

@@ -11,19 +11,11 @@ use jiff::Timestamp;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{EmbeddedStore, OrBackend, to_sql_int};
+use crate::adapters::mirrored_lane_name;
 use crate::{Error, Lane, MirrorJob, MirrorLease, MirrorQueue, PortResult, Unmirrored};
 
 fn now_ms() -> i64 {
     Timestamp::now().as_millisecond()
-}
-
-fn lane_name(lane: Lane) -> PortResult<&'static str> {
-    match lane {
-        Lane::Canary | Lane::Control => Ok(lane.as_str()),
-        Lane::Production => Err(Error::Invalid(
-            "production is not mirrored to: give the canary or control lane".into(),
-        )),
-    }
 }
 
 #[async_trait]
@@ -36,7 +28,7 @@ impl MirrorQueue for EmbeddedStore {
         _request: &RenderRequest,
         capacity: usize,
     ) -> PortResult<bool> {
-        let lane = lane_name(lane)?;
+        let lane = mirrored_lane_name(lane)?;
         let job = job.clone();
         self.run(move |inner| {
             let doing = "queueing a mirrored job";
@@ -75,7 +67,7 @@ impl MirrorQueue for EmbeddedStore {
     }
 
     async fn take_mirrored(&self, lane: Lane, lease: Duration) -> PortResult<Option<MirrorLease>> {
-        let lane = lane_name(lane)?;
+        let lane = mirrored_lane_name(lane)?;
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         self.run(move |inner| {
             let doing = "taking a mirrored job";
@@ -158,7 +150,7 @@ impl MirrorQueue for EmbeddedStore {
     }
 
     async fn unmirrored(&self, lane: Lane) -> PortResult<Vec<Unmirrored>> {
-        let lane = lane_name(lane)?;
+        let lane = mirrored_lane_name(lane)?;
         self.run(move |inner| {
             let doing = "listing mirrored jobs";
             inner.db.read(|conn| {

@@ -14,17 +14,8 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 
 use super::PostgresStore;
-use crate::adapters::{OrBackend, parse_id, timestamp_text};
+use crate::adapters::{OrBackend, mirrored_lane_name, parse_id, timestamp_text};
 use crate::{Error, Lane, MirrorJob, MirrorLease, MirrorQueue, PortResult, Unmirrored};
-
-fn lane_name(lane: Lane) -> PortResult<&'static str> {
-    match lane {
-        Lane::Canary | Lane::Control => Ok(lane.as_str()),
-        Lane::Production => Err(Error::Invalid(
-            "production is not mirrored to: give the canary or control lane".into(),
-        )),
-    }
-}
 
 fn positions(recipients: &[usize], doing: &str) -> PortResult<Vec<i32>> {
     recipients
@@ -42,7 +33,7 @@ impl MirrorQueue for PostgresStore {
         request: &RenderRequest,
         capacity: usize,
     ) -> PortResult<bool> {
-        let lane = lane_name(lane)?;
+        let lane = mirrored_lane_name(lane)?;
         let doing = "queueing a mirrored job";
         if job
             .recipients
@@ -97,7 +88,7 @@ impl MirrorQueue for PostgresStore {
     }
 
     async fn take_mirrored(&self, lane: Lane, lease: Duration) -> PortResult<Option<MirrorLease>> {
-        let lane = lane_name(lane)?;
+        let lane = mirrored_lane_name(lane)?;
         let doing = "taking a mirrored job";
         loop {
             let now = Timestamp::now();
@@ -170,7 +161,7 @@ impl MirrorQueue for PostgresStore {
     }
 
     async fn unmirrored(&self, lane: Lane) -> PortResult<Vec<Unmirrored>> {
-        let lane = lane_name(lane)?;
+        let lane = mirrored_lane_name(lane)?;
         let doing = "listing mirrored jobs";
         let client = self.client().await?;
         let rows = client
