@@ -6,10 +6,12 @@
 //! `{name}.requests.{high|normal|low}.{shard}`: a company's batches go to
 //! one of [`SHARDS`] shards by a hash of its id. Each (priority, shard) has
 //! a durable pull consumer shared by every worker process; `high` is
-//! fetched first, and within a priority a process takes the shards in turn,
-//! so one company's bulk request does not hold up the others' batches. A message is one
-//! batch: the request with only that batch's recipients, so a message stays
-//! under the server's max payload whatever the request's size. A message is
+//! fetched first, and within a priority a process takes the shards in turn.
+//! A message is one batch: the request with only that batch's recipients,
+//! so a message stays under the server's max payload whatever the
+//! request's size. A request has one batch waiting at a time (see
+//! `queue.rs`), so within a shard requests take turns batch by batch, and
+//! one company's bulk request does not hold up the others'. A message is
 //! acknowledged only after its artifacts are written and its answer is in
 //! PostgreSQL; until then the server delivers it again when its `ack_wait`
 //! runs out (a worker reports progress on long batches to keep it).
@@ -22,6 +24,7 @@ mod queue;
 mod responses;
 #[cfg(test)]
 mod tests;
+mod whole;
 
 use std::time::Duration;
 
@@ -115,11 +118,6 @@ impl NatsOptions {
         format!("{}_ARTIFACTS", self.name.to_ascii_uppercase())
     }
 
-    /// Where `company`'s batches of `priority` are published.
-    fn subject(&self, priority: Priority, company: &CompanyId) -> String {
-        self.shard_subject(priority, shard_of(company))
-    }
-
     fn shard_subject(&self, priority: Priority, shard: usize) -> String {
         format!("{}.requests.{}.{shard}", self.name, priority_name(priority))
     }
@@ -128,7 +126,8 @@ impl NatsOptions {
         format!("{}_workers_{}_{shard}", self.name, priority_name(priority))
     }
 
-    /// Rung after a submit publishes, so idle workers look at once.
+    /// Rung after a batch is published, naming its priority and shard, so
+    /// idle workers look there at once.
     fn doorbell(&self) -> String {
         format!("{}.ready", self.name)
     }
@@ -164,9 +163,9 @@ fn priority_name(priority: Priority) -> &'static str {
 const PRIORITIES: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
 
 /// Subjects per priority. A company's batches all go to one, chosen by a
-/// stable hash of its id, and workers take turns between them: a bulk
-/// request fills its own shard, and another company's batches in another
-/// shard are leased in between. Fixed, so every process agrees.
+/// stable hash of its id, and workers take turns between them. They are
+/// the unit to spread over several streams when one stream's leader is the
+/// limit (see ARCHITECTURE.md). Fixed, so every process agrees.
 pub const SHARDS: usize = 8;
 
 fn shard_of(company: &CompanyId) -> usize {

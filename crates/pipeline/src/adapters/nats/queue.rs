@@ -1,11 +1,19 @@
 //! The [`RequestQueue`] port on JetStream and PostgreSQL.
 //!
-//! A submit is recorded in the ledger, then its batches are published with
-//! `Nats-Msg-Id` = company/request/first recipient, then the request is
-//! marked published: only then does it read as accepted. A submit that
-//! fails half way answers an error and reads as absent; submitting it
-//! again publishes the batches once more, and the server drops those it
-//! already has.
+//! A submit records the request, whole, in the ledger, then publishes its
+//! first batch with `Nats-Msg-Id` = company/request/first recipient, then
+//! marks the request published: only then does it read as accepted. A
+//! submit that fails half way answers an error and reads as absent;
+//! submitting it again publishes the first batch once more, and the
+//! server drops it if it has it.
+//!
+//! A request keeps one batch waiting on the broker: leasing it publishes
+//! the next, cut from the whole request. So the requests in a shard take
+//! turns batch by batch, each lease putting its request's next batch
+//! behind the others', and a bulk request never holds more than one place
+//! in the line. A lease whose next batch could not be published is given
+//! back; a worker that died before publishing it leaves its batch to be
+//! delivered again, and that lease publishes it.
 //!
 //! A lease is a fetched message whose attempt the ledger has counted.
 //! Answers go to the ledger first and are acknowledged to the server after,
@@ -30,8 +38,11 @@ use jiff::Timestamp;
 use tokio::sync::Notify;
 use tracing::warn;
 
-use super::{NatsOptions, SHARDS, connect, header_id, header_id_decoded, setup};
-use crate::adapters::postgres::{Answered, BatchRef, PostgresStore, request_error};
+use super::whole::WholeRequests;
+use super::{
+    NatsOptions, PRIORITIES, SHARDS, connect, header_id, header_id_decoded, setup, shard_of,
+};
+use crate::adapters::postgres::{Answered, BatchRef, Leased, PostgresStore, request_error};
 use crate::adapters::{backoff, batch_ranges};
 use crate::{
     Completion, Counts, DeadLetter, Error, LaneDepths, Lease, PortResult, RequestQueue,
@@ -66,16 +77,17 @@ pub struct NatsQueue {
     next_shard: [AtomicUsize; 3],
     empty: Arc<EmptyShards>,
     ledger: Arc<PostgresStore>,
+    whole: WholeRequests,
     held: Mutex<HashMap<u64, Held>>,
     next_lease: AtomicU64,
     ready: Arc<Notify>,
     doorbell: tokio::task::JoinHandle<()>,
 }
 
-/// Shards a pull found empty, skipped until [`POLL`] has passed or a submit
-/// rang the doorbell: with few companies busy, a lease then costs a pull
-/// or two, not one per shard. A retry coming due in a skipped shard waits
-/// at most [`POLL`] more.
+/// Shards a pull found empty, skipped until [`POLL`] has passed or a
+/// publish rang the doorbell for them: with few companies busy, a lease
+/// then costs a pull or two, not one per shard. A retry coming due in a
+/// skipped shard waits at most [`POLL`] more.
 struct EmptyShards {
     epoch: Instant,
     /// Per priority and shard, milliseconds after `epoch` until which it
@@ -104,11 +116,21 @@ impl EmptyShards {
         self.until[priority][shard].store(until, Ordering::Relaxed);
     }
 
-    fn clear(&self) {
-        for shard in self.until.iter().flatten() {
-            shard.store(0, Ordering::Relaxed);
-        }
+    fn published(&self, priority: usize, shard: usize) {
+        self.until[priority][shard].store(0, Ordering::Relaxed);
     }
+}
+
+/// What the doorbell says: a batch was published to `priority` (an index
+/// into [`PRIORITIES`]) and `shard`.
+fn ring(priority: usize, shard: usize) -> Bytes {
+    Bytes::from(format!("{priority}.{shard}"))
+}
+
+fn rung(payload: &[u8]) -> Option<(usize, usize)> {
+    let (priority, shard) = std::str::from_utf8(payload).ok()?.split_once('.')?;
+    let (priority, shard) = (priority.parse().ok()?, shard.parse().ok()?);
+    (priority < PRIORITIES.len() && shard < SHARDS).then_some((priority, shard))
 }
 
 /// A lease this process holds: where to answer it, and until when.
@@ -148,9 +170,11 @@ impl NatsQueue {
         let doorbell = tokio::spawn({
             let (ready, empty) = (ready.clone(), empty.clone());
             async move {
-                while rings.next().await.is_some() {
-                    empty.clear();
-                    ready.notify_waiters();
+                while let Some(message) = rings.next().await {
+                    if let Some((priority, shard)) = rung(&message.payload) {
+                        empty.published(priority, shard);
+                        ready.notify_waiters();
+                    }
                 }
             }
         });
@@ -162,6 +186,7 @@ impl NatsQueue {
             next_shard: Default::default(),
             empty,
             ledger,
+            whole: WholeRequests::default(),
             held: Mutex::default(),
             next_lease: AtomicU64::new(1),
             ready,
@@ -248,69 +273,67 @@ impl NatsQueue {
         Ok(messages)
     }
 
-    /// The batch messages of `request` cut at `starts`, as a submit that
-    /// failed half way first cut them.
-    pub(super) fn messages_at(
-        &self,
-        request: &RenderRequest,
-        starts: &[usize],
-    ) -> PortResult<Vec<(BatchRef, Bytes)>> {
-        let count = request.render_recipients().len();
-        let ends = starts.iter().skip(1).copied().chain([count]);
-        starts
-            .iter()
-            .zip(ends)
-            .map(|(&start, end)| {
-                if start >= end || end > count {
-                    return Err(Error::Invalid(format!(
-                        "request {:?} was first submitted with other recipients: submit it \
-                         under a new request id",
-                        request.request_id().as_str()
-                    )));
-                }
-                batch_message(request, start..end)
-            })
-            .collect()
-    }
-
+    /// Publishes one batch of `request`, and rings the doorbell for it.
+    /// Returns once the server has stored it.
     pub(super) async fn publish(
         &self,
         request: &RenderRequest,
-        messages: Vec<(BatchRef, Bytes)>,
+        (batch, payload): (BatchRef, Bytes),
     ) -> PortResult<()> {
-        let doing = "publishing batches to NATS";
-        let subject = self
-            .options
-            .subject(request.priority(), request.company_id());
-        let mut acks = Vec::with_capacity(messages.len());
-        for (batch, payload) in messages {
-            let mut headers = HeaderMap::new();
-            let company = header_id(batch.company_id.as_str());
-            let id = header_id(batch.request_id.as_str());
-            let range = &batch.recipients;
-            headers.insert(
-                async_nats::header::NATS_MESSAGE_ID,
-                format!("{company}/{id}/{}", range.start).as_str(),
-            );
-            headers.insert(COMPANY, company.as_str());
-            headers.insert(REQUEST, id.as_str());
-            headers.insert(BATCH, format!("{}-{}", range.start, range.end).as_str());
-            let ack = self
-                .jetstream
-                .publish_with_headers(subject.clone(), headers, payload)
-                .await
-                .map_err(|e| Error::backend(doing, e))?;
-            acks.push(ack);
-        }
-        // Sent back to back; the server confirms each as it stores it.
-        for ack in acks {
-            ack.await.map_err(|e| Error::backend(doing, e))?;
+        let doing = "publishing a batch to NATS";
+        let priority = request.priority();
+        let shard = shard_of(request.company_id());
+        let mut headers = HeaderMap::new();
+        let company = header_id(batch.company_id.as_str());
+        let id = header_id(batch.request_id.as_str());
+        let range = &batch.recipients;
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("{company}/{id}/{}", range.start).as_str(),
+        );
+        headers.insert(COMPANY, company.as_str());
+        headers.insert(REQUEST, id.as_str());
+        headers.insert(BATCH, format!("{}-{}", range.start, range.end).as_str());
+        self.jetstream
+            .publish_with_headers(
+                self.options.shard_subject(priority, shard),
+                headers,
+                payload,
+            )
+            .await
+            .map_err(|e| Error::backend(doing, e))?
+            .await
+            .map_err(|e| Error::backend(doing, e))?;
+        let priority = PRIORITIES
+            .iter()
+            .position(|&p| p == priority)
+            .unwrap_or_default();
+        // This process's workers look at once; the others when the doorbell
+        // reaches them.
+        self.empty.published(priority, shard);
+        if let Err(error) = self
+            .client
+            .publish(self.options.doorbell(), ring(priority, shard))
+            .await
+        {
+            warn!(%error, "cannot ring the NATS doorbell; workers find the batch later");
         }
         Ok(())
     }
 
+    /// Publishes the batch `next` of the request `batch` belongs to, cut
+    /// from the request as submitted.
+    async fn publish_next(&self, batch: &BatchRef, next: Range<usize>) -> PortResult<()> {
+        let request = self
+            .whole
+            .get(&self.ledger, &batch.company_id, &batch.request_id)
+            .await?;
+        let message = batch_message(&request, next)?;
+        self.publish(&request, message).await
+    }
+
     /// The next message of `consumer`, if one is ready now.
-    async fn fetch(
+    pub(super) async fn fetch(
         &self,
         consumer: &jetstream::consumer::PullConsumer,
     ) -> PortResult<Option<jetstream::Message>> {
@@ -380,7 +403,18 @@ impl NatsQueue {
 
     /// Decides what a delivery of `batch` is.
     async fn admit(&self, batch: &BatchRef, payload: &[u8]) -> PortResult<Admitted> {
-        let (attempt, answered) = self.ledger.record_lease(batch).await?;
+        let Leased {
+            attempt,
+            answered,
+            next,
+        } = self.ledger.record_lease(batch).await?;
+        if let Some(next) = next {
+            // Whatever becomes of this batch, its request goes on.
+            if let Err(error) = self.publish_next(batch, next).await {
+                self.ledger.record_release(batch).await?;
+                return Err(error);
+            }
+        }
         if answered {
             return Ok(Admitted::Settled(AckKind::Ack));
         }
@@ -459,7 +493,19 @@ async fn settle(acker: &jetstream::message::Acker, kind: AckKind) {
 }
 
 /// The message of `request`'s batch `range`: the request cut to it.
-fn batch_message(request: &RenderRequest, range: Range<usize>) -> PortResult<(BatchRef, Bytes)> {
+pub(super) fn batch_message(
+    request: &RenderRequest,
+    range: Range<usize>,
+) -> PortResult<(BatchRef, Bytes)> {
+    let count = request.render_recipients().len();
+    if range.start >= range.end || range.end > count {
+        return Err(Error::Invalid(format!(
+            "the ledger's batch {}..{} is not within the {count} recipients of request {:?}",
+            range.start,
+            range.end,
+            request.request_id().as_str(),
+        )));
+    }
     let json = request
         .batch(range.clone())
         .stored_json()
@@ -482,7 +528,7 @@ fn batch_ref(lease: &Lease) -> BatchRef {
 }
 
 /// The batch a message's headers name.
-fn batch_of(message: &async_nats::Message) -> Result<BatchRef, &'static str> {
+pub(super) fn batch_of(message: &async_nats::Message) -> Result<BatchRef, &'static str> {
     let headers = message.headers.as_ref().ok_or("no headers")?;
     let header = |name: &str| headers.get(name).map(|value| value.as_str());
     let company = header(COMPANY)
@@ -511,43 +557,41 @@ fn batch_of(message: &async_nats::Message) -> Result<BatchRef, &'static str> {
 #[async_trait]
 impl RequestQueue for NatsQueue {
     async fn submit(&self, request: Arc<RenderRequest>) -> PortResult<Submitted> {
-        let mut messages = self.batch_messages(&request)?;
+        let messages = self.batch_messages(&request)?;
         let starts: Vec<usize> = messages
             .iter()
             .map(|(batch, _)| batch.recipients.start)
             .collect();
-        let (submitted, recorded) = self
-            .ledger
-            .record_submit(
-                request.company_id(),
-                request.request_id(),
-                request.priority(),
-                request.render_recipients().len(),
-                &starts,
-                request.response_metadata(),
-            )
-            .await?;
-        if let Submitted::Accepted(_) = &submitted {
-            if recorded != starts {
-                // A retry of a submit that failed half way, batched
-                // otherwise the first time: publish the first batches again.
-                messages = self.messages_at(&request, &recorded)?;
+        let (submitted, recorded) = self.ledger.record_submit(&request, &starts).await?;
+        let Submitted::Accepted(_) = &submitted else {
+            return Ok(submitted);
+        };
+        if recorded == starts {
+            if let Some(first) = messages.into_iter().next() {
+                self.publish(&request, first).await?;
             }
-            self.publish(&request, messages).await?;
-            // This process's workers look at once; the others when the
-            // doorbell reaches them.
-            self.empty.clear();
-            self.ledger
-                .record_published(request.company_id(), request.request_id())
+        } else if let Some(&first) = recorded.first() {
+            // A retry of a submit that failed half way, batched otherwise
+            // the first time: cut as then, from the request as then.
+            let whole = self
+                .whole
+                .get(&self.ledger, request.company_id(), request.request_id())
                 .await?;
-            if let Err(error) = self
-                .client
-                .publish(self.options.doorbell(), Bytes::new())
-                .await
-            {
-                warn!(%error, "cannot ring the NATS doorbell; workers find the batches later");
+            let count = whole.render_recipients().len();
+            if count != request.render_recipients().len() {
+                return Err(Error::Invalid(format!(
+                    "request {:?} was first submitted with {count} recipients: submit this \
+                     one under a new request id",
+                    request.request_id().as_str()
+                )));
             }
+            let end = recorded.get(1).copied().unwrap_or(count);
+            self.publish(&whole, batch_message(&whole, first..end)?)
+                .await?;
         }
+        self.ledger
+            .record_published(request.company_id(), request.request_id())
+            .await?;
         Ok(submitted)
     }
 
@@ -606,7 +650,10 @@ impl RequestQueue for NatsQueue {
         Ok(match answer {
             Answered::Already => Completion::Stale,
             Answered::Pending(_) => Completion::Pending,
-            Answered::Finished(status) => Completion::Finished(status),
+            Answered::Finished(status) => {
+                self.whole.forget(&status.company_id, &status.request_id);
+                Completion::Finished(status)
+            }
         })
     }
 

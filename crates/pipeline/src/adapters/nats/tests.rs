@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use artifact_render::request::Priority;
 
+use super::queue::{batch_message, batch_of};
 use super::{NatsOptions, NatsQueue};
 use crate::adapters::postgres::PostgresStore;
 use crate::adapters::postgres::tests::{drop_schema, fresh, test_name};
@@ -79,11 +80,9 @@ macro_rules! contract_tests {
     };
 }
 
-// Not `queue_companies_take_turns_within_a_lane` as written: on NATS,
-// companies take turns between shards, and its two companies share one
-// (see `companies_in_other_shards_take_turns` below).
 contract_tests!(
     queue_submit_is_idempotent,
+    queue_companies_take_turns_within_a_lane,
     queue_status_is_tenant_scoped,
     queue_batches_cover_every_recipient_once,
     queue_leases_high_before_normal_before_low,
@@ -208,10 +207,10 @@ fn request_with_event_data(
     )
 }
 
-/// A submit whose publishing never finished reads as absent, and
-/// submitting again publishes it once, cut as the first time even where
-/// the retry's batch size differs: the server drops the batches it
-/// already has.
+/// A submit that died after publishing its first batch reads as absent,
+/// and submitting it again publishes that batch once more (the server
+/// drops it) and the rest once, cut as the first time even where the
+/// retry's batch size differs.
 #[tokio::test]
 async fn a_resubmit_after_a_half_published_submit_publishes_each_batch_once() {
     let Some((queue, store, schema)) = fresh_queue("half_published", contract_options()).await
@@ -219,22 +218,13 @@ async fn a_resubmit_after_a_half_published_submit_publishes_each_batch_once() {
         return;
     };
     let request = contract::sample_request("acme", "req-1", Priority::Normal, 5);
-    // The ledger row and the first two batches, as a submit that died.
     // Batched by 1 the first time, by 2 (this queue's size) on the retry.
-    let messages = queue.messages_at(&request, &[0, 1, 2, 3, 4]).unwrap();
     store
-        .record_submit(
-            request.company_id(),
-            request.request_id(),
-            request.priority(),
-            5,
-            &[0, 1, 2, 3, 4],
-            request.response_metadata(),
-        )
+        .record_submit(&request, &[0, 1, 2, 3, 4])
         .await
         .unwrap();
     queue
-        .publish(&request, messages.into_iter().take(2).collect())
+        .publish(&request, batch_message(&request, 0..1).unwrap())
         .await
         .unwrap();
     let company = contract::company("acme");
@@ -259,13 +249,41 @@ async fn a_resubmit_after_a_half_published_submit_publishes_each_batch_once() {
             finished += 1;
         }
     }
-    ranges.sort_by_key(|range| range.start);
     assert_eq!(
         ranges,
         [0..1, 1..2, 2..3, 3..4, 4..5],
-        "the first cut, each once"
+        "the first cut, each once, in order"
     );
     assert_eq!(finished, 1);
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
+
+/// A retry under the same request id with another number of recipients
+/// is refused, naming the request: the ledger keeps the first one.
+#[tokio::test]
+async fn a_resubmit_with_other_recipients_is_refused() {
+    let Some((queue, store, schema)) = fresh_queue("resubmit_other", contract_options()).await
+    else {
+        return;
+    };
+    let first = contract::sample_request("acme", "req-1", Priority::Normal, 5);
+    // Recorded, never published: as a submit that died.
+    store.record_submit(&first, &[0, 1, 2, 3, 4]).await.unwrap();
+    let other = contract::sample_request("acme", "req-1", Priority::Normal, 3);
+    let error = queue.submit(other).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "request \"req-1\" was first submitted with 5 recipients: submit this one under a new \
+         request id"
+    );
+    assert_eq!(
+        queue
+            .status(&contract::company("acme"), first.request_id())
+            .await
+            .unwrap(),
+        None
+    );
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
 }
@@ -576,26 +594,103 @@ async fn mirror_queue_holds_jobs_per_lane() {
     drop_schema(&store, &schema).await;
 }
 
-/// A company whose batches are in another shard than `acme`'s.
-fn company_in_another_shard() -> String {
+/// A company whose batches are in `acme`'s shard.
+fn company_in_acmes_shard() -> String {
     let acme = super::shard_of(&contract::company("acme"));
     (0..)
         .map(|n| format!("company-{n}"))
-        .find(|name| super::shard_of(&contract::company(name)) != acme)
-        .expect("some company hashes elsewhere")
+        .find(|name| super::shard_of(&contract::company(name)) == acme)
+        .expect("some company hashes there")
 }
 
-/// Within a priority, workers take the shards in turn: another company's
-/// small request, in another shard, does not wait behind a bulk request.
-/// Two companies in one shard are served in publish order.
+/// Two bulk requests in one shard take turns batch by batch, whichever
+/// was submitted first, while nobody answers a lease.
 #[tokio::test]
-async fn companies_in_other_shards_take_turns() {
+async fn bulk_requests_in_one_shard_take_turns_batch_by_batch() {
     let Some((queue, store, schema)) = fresh_queue("shard_turns", contract_options()).await else {
         return;
     };
-    let other = company_in_another_shard();
+    let other = company_in_acmes_shard();
+    for company in ["acme", other.as_str()] {
+        queue
+            .submit(contract::sample_request(company, "bulk", Priority::Low, 8))
+            .await
+            .unwrap();
+    }
+    let mut order = Vec::new();
+    while let Some(lease) = queue.lease(std::time::Duration::ZERO).await.unwrap() {
+        order.push(lease.request.company_id().as_str().to_owned());
+    }
+    let expected: Vec<_> = (0..8)
+        .map(|n| if n % 2 == 0 { "acme" } else { other.as_str() })
+        .collect();
+    assert_eq!(order, expected);
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
+
+/// A worker that recorded its lease and died before publishing the next
+/// batch leaves the request stalled only until its batch is delivered
+/// again: that lease publishes the next batch, and every batch is leased.
+#[tokio::test]
+async fn a_worker_that_died_before_publishing_the_next_batch_stalls_nothing() {
+    let Some((queue, store, schema)) = fresh_queue("died_before_next", contract_options()).await
+    else {
+        return;
+    };
+    let request = contract::sample_request("acme", "req-1", Priority::Normal, 6);
+    queue.submit(request.clone()).await.unwrap();
+    // The worker that dies: fetches batch 0 and records its lease, no more.
+    let shard = super::shard_of(request.company_id());
+    let consumer = &queue.consumers[1][shard];
+    let message = queue.fetch(consumer).await.unwrap().expect("batch 0");
+    let batch = batch_of(&message).unwrap();
+    assert_eq!(batch.recipients, 0..2);
+    let leased = store.record_lease(&batch).await.unwrap();
+    assert_eq!(
+        leased.next,
+        Some(2..4),
+        "batch 1 is for this lease to publish"
+    );
+    assert!(
+        queue
+            .lease(std::time::Duration::ZERO)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing else is waiting"
+    );
+
+    let again = queue
+        .lease(QUEUE_CONFIG.lease_timeout * 2)
+        .await
+        .unwrap()
+        .expect("batch 0, delivered again");
+    assert_eq!((again.recipients.clone(), again.attempt), (0..2, 2));
+    let mut rest = Vec::new();
+    while let Some(lease) = queue.lease(std::time::Duration::ZERO).await.unwrap() {
+        rest.push(lease.recipients.clone());
+    }
+    assert_eq!(rest, [2..4, 4..6]);
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
+
+/// A lease that expires after publishing the next batch is delivered
+/// again, and its new lease publishes the next batch again: the server
+/// drops that copy, so each batch is leased once more at most.
+#[tokio::test]
+async fn an_expired_lease_does_not_publish_its_next_batch_twice() {
+    let Some((queue, store, schema)) = fresh_queue("expired_next", contract_options()).await else {
+        return;
+    };
     queue
-        .submit(contract::sample_request("acme", "bulk", Priority::Low, 20))
+        .submit(contract::sample_request(
+            "acme",
+            "req-1",
+            Priority::Normal,
+            4,
+        ))
         .await
         .unwrap();
     let first = queue
@@ -603,42 +698,19 @@ async fn companies_in_other_shards_take_turns() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(first.request.company_id().as_str(), "acme");
-    queue
-        .submit(contract::sample_request(&other, "small", Priority::Low, 1))
-        .await
-        .unwrap();
-    let next = queue
-        .lease(std::time::Duration::ZERO)
+    assert_eq!(first.recipients, 0..2);
+    tokio::time::sleep(QUEUE_CONFIG.lease_timeout + std::time::Duration::from_millis(500)).await;
+    let mut leased = Vec::new();
+    while let Some(lease) = queue
+        .lease(std::time::Duration::from_millis(500))
         .await
         .unwrap()
-        .unwrap();
-    assert_eq!(
-        next.request.company_id().as_str(),
-        other,
-        "served before acme's next batch"
-    );
-
-    let same = (0..)
-        .map(|n| format!("company-{n}"))
-        .find(|name| {
-            super::shard_of(&contract::company(name)) == super::shard_of(&contract::company("acme"))
-        })
-        .unwrap();
-    queue
-        .submit(contract::sample_request(&same, "small", Priority::Low, 1))
-        .await
-        .unwrap();
-    let mut order = Vec::new();
-    while let Some(lease) = queue.lease(std::time::Duration::ZERO).await.unwrap() {
-        order.push(lease.request.company_id().as_str().to_owned());
+    {
+        // Unanswered, so a second copy of a batch would be leased too.
+        leased.push((lease.recipients.clone(), lease.attempt));
     }
-    assert_eq!(order.len(), 9 + 1);
-    assert_eq!(
-        order.last(),
-        Some(&same),
-        "behind acme's bulk, in its shard"
-    );
+    leased.sort_by_key(|(range, _)| range.start);
+    assert_eq!(leased, [(0..2, 2), (2..4, 1)]);
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
 }

@@ -38,7 +38,7 @@ pub struct PostgresOptions {
 }
 
 pub(crate) use requests::request_error;
-pub use requests::{Answered, BatchRef};
+pub use requests::{Answered, BatchRef, Leased};
 
 /// Profiles, templates, artifacts and the request ledger on one PostgreSQL
 /// database.
@@ -186,6 +186,19 @@ CREATE TABLE mirror_jobs (
     abandoned TEXT
 );
 CREATE INDEX mirror_jobs_waiting ON mirror_jobs (lane, id) WHERE abandoned IS NULL;
+"#,
+    // The request as submitted, whole, with the template version pinned on
+    // it: a request keeps one batch waiting on the broker, and the lease of
+    // that batch cuts the next one from here.
+    r#"
+ALTER TABLE requests ADD COLUMN request TEXT, ADD COLUMN template_version INTEGER;
+DO $$
+BEGIN
+    EXECUTE 'ALTER TABLE requests ALTER COLUMN request SET COMPRESSION lz4';
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR syntax_error THEN
+    RAISE NOTICE 'lz4 is not available: requests stay compressed with pglz';
+END
+$$;
 "#,
 ];
 

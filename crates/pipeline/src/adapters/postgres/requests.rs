@@ -1,6 +1,7 @@
 //! The request ledger on PostgreSQL: what a broker does not keep. The
 //! broker (see [`crate::adapters::nats`]) carries the batches; this ledger
-//! holds each request's status and counts, each batch's attempts and
+//! holds each request whole (its batches are cut from it one at a time),
+//! its status and counts, each batch's attempts and
 //! whether it is answered (so a redelivered batch is counted once), dead
 //! letters, and which finished requests have had their response event
 //! published.
@@ -10,6 +11,7 @@
 
 use std::ops::Range;
 
+use artifact_render::RenderRequest;
 use artifact_render::request::{CompanyId, Priority, RequestId};
 use jiff::Timestamp;
 use tokio_postgres::Row;
@@ -18,7 +20,7 @@ use super::PostgresStore;
 use crate::adapters::{
     OrBackend, parse_id, parse_timestamp, parse_variant, timestamp_text, variant_name,
 };
-use crate::{Counts, DeadLetter, LaneDepths, PortResult, RequestStatus, Submitted};
+use crate::{Counts, DeadLetter, Error, LaneDepths, PortResult, RequestStatus, Submitted};
 
 /// A batch as the ledger names it: by its request and its first recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -26,6 +28,17 @@ pub struct BatchRef {
     pub company_id: CompanyId,
     pub request_id: RequestId,
     pub recipients: Range<usize>,
+}
+
+/// What leasing a batch found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    /// Attempts so far, this one included.
+    pub attempt: u32,
+    /// Done or dead-lettered before: not to render again.
+    pub answered: bool,
+    /// The request's next batch, never leased: to publish.
+    pub next: Option<Range<usize>>,
 }
 
 /// What answering a batch did to its request.
@@ -80,8 +93,8 @@ fn status_of(row: &Row) -> PortResult<RequestStatus> {
 }
 
 impl PostgresStore {
-    /// Records a request about to be published as batches starting at
-    /// `starts` (its recipients' positions). A request this company
+    /// Records `request`, whole, about to be published as batches starting
+    /// at `starts` (its recipients' positions). A request this company
     /// submitted before answers `Existing`, unless its publishing never
     /// finished: then it is `Accepted` again, for the caller to publish
     /// once more (the broker drops the duplicates). Also answers the batch
@@ -89,17 +102,19 @@ impl PostgresStore {
     /// process's batch size.
     pub async fn record_submit(
         &self,
-        company: &CompanyId,
-        request_id: &RequestId,
-        priority: Priority,
-        recipients: usize,
+        request: &RenderRequest,
         starts: &[usize],
-        response_metadata: &serde_json::Value,
     ) -> PortResult<(Submitted, Vec<usize>)> {
         let doing = "recording a request";
         let client = self.client().await?;
-        let metadata = serde_json::to_string(response_metadata).or_backend(doing)?;
-        let recipients = i64::try_from(recipients).or_backend(doing)?;
+        let metadata = serde_json::to_string(request.response_metadata()).or_backend(doing)?;
+        let whole = request.stored_json().or_backend(doing)?;
+        let template_version = request
+            .pinned_template_version()
+            .map(i32::try_from)
+            .transpose()
+            .or_backend(doing)?;
+        let recipients = i64::try_from(request.render_recipients().len()).or_backend(doing)?;
         let starts = starts
             .iter()
             .map(|&start| index(start, doing))
@@ -110,21 +125,24 @@ impl PostgresStore {
             .query_one(
                 &format!(
                     "INSERT INTO requests (company_id, request_id, priority, state, recipients,
-                         batches, batch_starts, response_metadata, accepted_at)
-                     VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8)
+                         batches, batch_starts, response_metadata, accepted_at, request,
+                         template_version)
+                     VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10)
                      ON CONFLICT (company_id, request_id)
                          DO UPDATE SET published = requests.published
                      RETURNING {STATUS_COLUMNS}, published, batch_starts, (xmax = 0) AS inserted"
                 ),
                 &[
-                    &company.as_str(),
-                    &request_id.as_str(),
-                    &variant_name(&priority)?,
+                    &request.company_id().as_str(),
+                    &request.request_id().as_str(),
+                    &variant_name(&request.priority())?,
                     &recipients,
                     &index(starts.len(), doing)?,
                     &starts,
                     &metadata,
                     &timestamp_text(Timestamp::now()),
+                    &whole.as_ref(),
+                    &template_version,
                 ],
             )
             .await
@@ -162,14 +180,17 @@ impl PostgresStore {
     }
 
     /// A batch was leased: counts the attempt, and marks its request
-    /// rendering. Answers the attempts so far, this one included, and
-    /// whether the batch was answered (done or dead-lettered) before.
+    /// rendering. Answers the attempts so far, this one included, whether
+    /// the batch was answered (done or dead-lettered) before, and the
+    /// request's next batch while that was never leased: the caller
+    /// publishes it (again, if an earlier lease of this batch did; the
+    /// broker drops the duplicate).
     ///
     /// The count is written before rendering, so a batch that kills every
     /// worker that takes it still runs out of attempts; and only leases
     /// count, not the broker's deliveries, so a delivery that never reached
     /// the ledger (it was down) is not an attempt.
-    pub async fn record_lease(&self, batch: &BatchRef) -> PortResult<(u32, bool)> {
+    pub async fn record_lease(&self, batch: &BatchRef) -> PortResult<Leased> {
         let doing = "recording a leased batch";
         let client = self.client().await?;
         let lease = client
@@ -177,16 +198,30 @@ impl PostgresStore {
                 "WITH started AS (
                      UPDATE requests SET state = 'rendering', started_at = $4
                      WHERE company_id = $1 AND request_id = $2 AND state = 'queued'
+                 ), leased AS (
+                     INSERT INTO batches (company_id, request_id, first, attempts)
+                     VALUES ($1, $2, $3, 1)
+                     ON CONFLICT (company_id, request_id, first)
+                         DO UPDATE SET attempts = batches.attempts
+                             + CASE WHEN batches.outcome IS NULL THEN 1 ELSE 0 END
+                     RETURNING attempts, outcome IS NOT NULL AS answered
                  )
-                 INSERT INTO batches (company_id, request_id, first, attempts)
-                 VALUES ($1, $2, $3, 1)
-                 ON CONFLICT (company_id, request_id, first)
-                     DO UPDATE SET attempts = batches.attempts
-                         + CASE WHEN batches.outcome IS NULL THEN 1 ELSE 0 END
-                 RETURNING attempts, outcome IS NOT NULL",
+                 SELECT leased.attempts, leased.answered, next.last
+                 FROM leased LEFT JOIN (
+                     SELECT COALESCE(
+                         (SELECT min(start) FROM unnest(r.batch_starts) AS start
+                          WHERE start > $5),
+                         r.recipients::integer) AS last
+                     FROM requests r
+                     WHERE r.company_id = $1 AND r.request_id = $2 AND $5 < r.recipients
+                         AND NOT EXISTS (
+                             SELECT 1 FROM batches b
+                             WHERE b.company_id = $1 AND b.request_id = $2 AND b.first = $5)
+                 ) next ON TRUE",
             )
             .await
             .or_backend(doing)?;
+        let end = index(batch.recipients.end, doing)?;
         let row = client
             .query_one(
                 &lease,
@@ -195,14 +230,51 @@ impl PostgresStore {
                     &batch.request_id.as_str(),
                     &index(batch.recipients.start, doing)?,
                     &timestamp_text(Timestamp::now()),
+                    &end,
                 ],
             )
             .await
             .or_backend(doing)?;
-        Ok((
-            u32::try_from(row.get::<_, i32>(0)).or_backend(doing)?,
-            row.get(1),
-        ))
+        let next = row
+            .get::<_, Option<i32>>(2)
+            .map(|last| usize::try_from(last).or_backend(doing))
+            .transpose()?;
+        Ok(Leased {
+            attempt: u32::try_from(row.get::<_, i32>(0)).or_backend(doing)?,
+            answered: row.get(1),
+            next: next.map(|last| batch.recipients.end..last),
+        })
+    }
+
+    /// A request as submitted, whole, with how many bytes of JSON it was
+    /// stored as; `None` when the ledger does not have it.
+    pub async fn whole_request(
+        &self,
+        company: &CompanyId,
+        request_id: &RequestId,
+    ) -> PortResult<Option<(RenderRequest, usize)>> {
+        let doing = "reading a submitted request";
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT request, template_version FROM requests
+                 WHERE company_id = $1 AND request_id = $2 AND request IS NOT NULL",
+                &[&company.as_str(), &request_id.as_str()],
+            )
+            .await
+            .or_backend(doing)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let json: &str = row.get(0);
+        let version = row
+            .get::<_, Option<i32>>(1)
+            .map(u32::try_from)
+            .transpose()
+            .or_backend(doing)?;
+        let request = RenderRequest::from_stored(json, request_id.clone(), version)
+            .map_err(|why| Error::Invalid(format!("the stored request cannot be read: {why}")))?;
+        Ok(Some((request, json.len())))
     }
 
     /// The batch was given back untouched: its lease was not an attempt.
