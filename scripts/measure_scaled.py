@@ -11,6 +11,10 @@ server's own timestamps (first accepted_at to last finished_at).
     python3 scripts/measure_scaled.py --mode embedded --requests 40
     python3 scripts/measure_scaled.py --mode scaled --worker-processes 1 --requests 40
     python3 scripts/measure_scaled.py --mode scaled --worker-processes 3 --requests 40
+    python3 scripts/measure_scaled.py --mode scaled --requests 1 --tile 8
+
+`--tile K` repeats the request's recipients K times (under new recipient
+ids), for bulk requests: one request of 8,000 recipients is 26 MB of JSON.
 
 The scaled mode runs `artifact serve --workers 0` (the API) and K
 `artifact worker` processes against a nats-server of its own (a fresh
@@ -91,6 +95,7 @@ def main():
     parser.add_argument("--worker-processes", type=int, default=1)
     parser.add_argument("--workers", type=int, help="workers per process")
     parser.add_argument("--sink", default="store")
+    parser.add_argument("--tile", type=int, default=1, help="recipients × K per request")
     parser.add_argument(
         "--postgres", default="postgres://postgres@127.0.0.1:5432/test"
     )
@@ -141,6 +146,11 @@ def main():
             time.sleep(0.2)
         time.sleep(0.5)
         body = json.load(open(request_file))
+        body["render_recipients"] = [
+            dict(recipient, recipient_id=f"{recipient['recipient_id']}-{k}")
+            for k in range(args.tile)
+            for recipient in body["render_recipients"]
+        ]
         time.sleep(2)  # the workers connect
         if args.mode == "scaled":
             # PostgreSQL's backends report their counters when idle, up to
@@ -177,6 +187,7 @@ def main():
             "worker_processes": args.worker_processes if args.mode == "scaled" else None,
             "sink": args.sink,
             "requests": args.requests,
+            "recipients_per_request": len(body["render_recipients"]),
             "renders": renders,
             "seconds": round(seconds, 2),
             "renders_per_second": round(renders / seconds),
