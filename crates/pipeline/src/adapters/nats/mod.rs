@@ -24,7 +24,6 @@ mod queue;
 mod responses;
 #[cfg(test)]
 mod tests;
-mod whole;
 
 use std::time::Duration;
 

@@ -1,19 +1,19 @@
 //! The [`RequestQueue`] port on JetStream and PostgreSQL.
 //!
-//! A submit records the request, whole, in the ledger, then publishes its
-//! first batch with `Nats-Msg-Id` = company/request/first recipient, then
-//! marks the request published: only then does it read as accepted. A
-//! submit that fails half way answers an error and reads as absent;
-//! submitting it again publishes the first batch once more, and the
-//! server drops it if it has it.
+//! A submit records the request and its batch messages in the ledger, then
+//! publishes the first batch with `Nats-Msg-Id` = company/request/first
+//! recipient, then marks the request published: only then does it read as
+//! accepted. A submit that fails half way answers an error and reads as
+//! absent; submitting it again publishes the first batch once more, and
+//! the server drops it if it has it.
 //!
 //! A request keeps one batch waiting on the broker: leasing it publishes
-//! the next, cut from the whole request. So the requests in a shard take
-//! turns batch by batch, each lease putting its request's next batch
-//! behind the others', and a bulk request never holds more than one place
-//! in the line. A lease whose next batch could not be published is given
-//! back; a worker that died before publishing it leaves its batch to be
-//! delivered again, and that lease publishes it.
+//! the next, as the ledger keeps it. So the requests in a shard take turns
+//! batch by batch, each lease putting its request's next batch behind the
+//! others', and a bulk request never holds more than one place in the
+//! line. A lease whose next batch could not be published is given back; a
+//! worker that died before publishing it leaves its batch to be delivered
+//! again, and that lease publishes it.
 //!
 //! A lease is a fetched message whose attempt the ledger has counted.
 //! Answers go to the ledger first and are acknowledged to the server after,
@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use artifact_render::RenderRequest;
-use artifact_render::request::{CompanyId, RequestId};
+use artifact_render::request::{CompanyId, Priority, RequestId};
 use artifact_render::template::Channel;
 use async_nats::jetstream::{self, AckKind};
 use async_nats::{HeaderMap, Subject};
@@ -38,7 +38,6 @@ use jiff::Timestamp;
 use tokio::sync::Notify;
 use tracing::warn;
 
-use super::whole::WholeRequests;
 use super::{
     NatsOptions, PRIORITIES, SHARDS, connect, header_id, header_id_decoded, setup, shard_of,
 };
@@ -77,7 +76,6 @@ pub struct NatsQueue {
     next_shard: [AtomicUsize; 3],
     empty: Arc<EmptyShards>,
     ledger: Arc<PostgresStore>,
-    whole: WholeRequests,
     held: Mutex<HashMap<u64, Held>>,
     next_lease: AtomicU64,
     ready: Arc<Notify>,
@@ -119,6 +117,13 @@ impl EmptyShards {
     fn published(&self, priority: usize, shard: usize) {
         self.until[priority][shard].store(0, Ordering::Relaxed);
     }
+}
+
+fn priority_index(priority: Priority) -> usize {
+    PRIORITIES
+        .iter()
+        .position(|&p| p == priority)
+        .unwrap_or_default()
 }
 
 /// What the doorbell says: a batch was published to `priority` (an index
@@ -186,7 +191,6 @@ impl NatsQueue {
             next_shard: Default::default(),
             empty,
             ledger,
-            whole: WholeRequests::default(),
             held: Mutex::default(),
             next_lease: AtomicU64::new(1),
             ready,
@@ -273,16 +277,16 @@ impl NatsQueue {
         Ok(messages)
     }
 
-    /// Publishes one batch of `request`, and rings the doorbell for it.
-    /// Returns once the server has stored it.
+    /// Publishes a batch to `priority` (an index into [`PRIORITIES`]) and
+    /// `shard`, and rings the doorbell for it. Returns once the server has
+    /// stored it.
     pub(super) async fn publish(
         &self,
-        request: &RenderRequest,
+        priority: usize,
+        shard: usize,
         (batch, payload): (BatchRef, Bytes),
     ) -> PortResult<()> {
         let doing = "publishing a batch to NATS";
-        let priority = request.priority();
-        let shard = shard_of(request.company_id());
         let mut headers = HeaderMap::new();
         let company = header_id(batch.company_id.as_str());
         let id = header_id(batch.request_id.as_str());
@@ -294,20 +298,13 @@ impl NatsQueue {
         headers.insert(COMPANY, company.as_str());
         headers.insert(REQUEST, id.as_str());
         headers.insert(BATCH, format!("{}-{}", range.start, range.end).as_str());
+        let subject = self.options.shard_subject(PRIORITIES[priority], shard);
         self.jetstream
-            .publish_with_headers(
-                self.options.shard_subject(priority, shard),
-                headers,
-                payload,
-            )
+            .publish_with_headers(subject, headers, payload)
             .await
             .map_err(|e| Error::backend(doing, e))?
             .await
             .map_err(|e| Error::backend(doing, e))?;
-        let priority = PRIORITIES
-            .iter()
-            .position(|&p| p == priority)
-            .unwrap_or_default();
         // This process's workers look at once; the others when the doorbell
         // reaches them.
         self.empty.published(priority, shard);
@@ -319,17 +316,6 @@ impl NatsQueue {
             warn!(%error, "cannot ring the NATS doorbell; workers find the batch later");
         }
         Ok(())
-    }
-
-    /// Publishes the batch `next` of the request `batch` belongs to, cut
-    /// from the request as submitted.
-    async fn publish_next(&self, batch: &BatchRef, next: Range<usize>) -> PortResult<()> {
-        let request = self
-            .whole
-            .get(&self.ledger, &batch.company_id, &batch.request_id)
-            .await?;
-        let message = batch_message(&request, next)?;
-        self.publish(&request, message).await
     }
 
     /// The next message of `consumer`, if one is ready now.
@@ -356,10 +342,13 @@ impl NatsQueue {
     /// attempts or unreadable (dead-lettered).
     /// `fetched_at`: when the fetch was sent, where the server's `ack_wait`
     /// starts, so the lease never outlives it here.
+    /// `priority` and `shard`: where it came from, where its request's next
+    /// batch goes.
     async fn take(
         &self,
         message: jetstream::Message,
         fetched_at: Instant,
+        (priority, shard): (usize, usize),
     ) -> PortResult<Option<Lease>> {
         // A message fetched from a consumer always has a reply subject: it
         // is where the answer goes.
@@ -375,7 +364,10 @@ impl NatsQueue {
                 return Ok(None);
             }
         };
-        match self.admit(&batch, &message.payload).await {
+        match self
+            .admit(&batch, &message.payload, (priority, shard))
+            .await
+        {
             Ok(Admitted::Lease(request, attempt)) => {
                 let id = self.next_lease.fetch_add(1, Ordering::Relaxed);
                 let deadline = fetched_at.checked_add(self.options.lease_timeout);
@@ -402,7 +394,12 @@ impl NatsQueue {
     }
 
     /// Decides what a delivery of `batch` is.
-    async fn admit(&self, batch: &BatchRef, payload: &[u8]) -> PortResult<Admitted> {
+    async fn admit(
+        &self,
+        batch: &BatchRef,
+        payload: &[u8],
+        (priority, shard): (usize, usize),
+    ) -> PortResult<Admitted> {
         let Leased {
             attempt,
             answered,
@@ -410,7 +407,7 @@ impl NatsQueue {
         } = self.ledger.record_lease(batch).await?;
         if let Some(next) = next {
             // Whatever becomes of this batch, its request goes on.
-            if let Err(error) = self.publish_next(batch, next).await {
+            if let Err(error) = self.publish(priority, shard, next).await {
                 self.ledger.record_release(batch).await?;
                 return Err(error);
             }
@@ -497,15 +494,6 @@ pub(super) fn batch_message(
     request: &RenderRequest,
     range: Range<usize>,
 ) -> PortResult<(BatchRef, Bytes)> {
-    let count = request.render_recipients().len();
-    if range.start >= range.end || range.end > count {
-        return Err(Error::Invalid(format!(
-            "the ledger's batch {}..{} is not within the {count} recipients of request {:?}",
-            range.start,
-            range.end,
-            request.request_id().as_str(),
-        )));
-    }
     let json = request
         .batch(range.clone())
         .stored_json()
@@ -558,35 +546,22 @@ pub(super) fn batch_of(message: &async_nats::Message) -> Result<BatchRef, &'stat
 impl RequestQueue for NatsQueue {
     async fn submit(&self, request: Arc<RenderRequest>) -> PortResult<Submitted> {
         let messages = self.batch_messages(&request)?;
-        let starts: Vec<usize> = messages
-            .iter()
-            .map(|(batch, _)| batch.recipients.start)
-            .collect();
-        let (submitted, recorded) = self.ledger.record_submit(&request, &starts).await?;
-        let Submitted::Accepted(_) = &submitted else {
+        let (submitted, first) = self.ledger.record_submit(&request, &messages).await?;
+        let Submitted::Accepted(status) = &submitted else {
             return Ok(submitted);
         };
-        if recorded == starts {
-            if let Some(first) = messages.into_iter().next() {
-                self.publish(&request, first).await?;
-            }
-        } else if let Some(&first) = recorded.first() {
-            // A retry of a submit that failed half way, batched otherwise
-            // the first time: cut as then, from the request as then.
-            let whole = self
-                .whole
-                .get(&self.ledger, request.company_id(), request.request_id())
-                .await?;
-            let count = whole.render_recipients().len();
-            if count != request.render_recipients().len() {
-                return Err(Error::Invalid(format!(
-                    "request {:?} was first submitted with {count} recipients: submit this \
-                     one under a new request id",
-                    request.request_id().as_str()
-                )));
-            }
-            let end = recorded.get(1).copied().unwrap_or(count);
-            self.publish(&whole, batch_message(&whole, first..end)?)
+        if status.recipients != request.render_recipients().len() as u64 {
+            // A retry of a submit that failed half way, not of this request.
+            return Err(Error::Invalid(format!(
+                "request {:?} was first submitted with {} recipients: submit this one under \
+                 a new request id",
+                request.request_id().as_str(),
+                status.recipients
+            )));
+        }
+        if let Some(first) = first {
+            let priority = priority_index(request.priority());
+            self.publish(priority, shard_of(request.company_id()), first)
                 .await?;
         }
         self.ledger
@@ -615,7 +590,9 @@ impl RequestQueue for NatsQueue {
                             self.empty.found_empty(priority, shard);
                             break;
                         };
-                        if let Some(lease) = self.take(message, fetched_at).await? {
+                        if let Some(lease) =
+                            self.take(message, fetched_at, (priority, shard)).await?
+                        {
                             next.store((shard + 1) % SHARDS, Ordering::Relaxed);
                             return Ok(Some(lease));
                         }
@@ -650,10 +627,7 @@ impl RequestQueue for NatsQueue {
         Ok(match answer {
             Answered::Already => Completion::Stale,
             Answered::Pending(_) => Completion::Pending,
-            Answered::Finished(status) => {
-                self.whole.forget(&status.company_id, &status.request_id);
-                Completion::Finished(status)
-            }
+            Answered::Finished(status) => Completion::Finished(status),
         })
     }
 

@@ -10,8 +10,8 @@ use artifact_render::request::Priority;
 
 use super::queue::{batch_message, batch_of};
 use super::{NatsOptions, NatsQueue};
-use crate::adapters::postgres::PostgresStore;
 use crate::adapters::postgres::tests::{drop_schema, fresh, test_name};
+use crate::adapters::postgres::{BatchRef, PostgresStore};
 use crate::contract::{self, QUEUE_CONFIG};
 use crate::{Completion, RequestQueue, Submitted};
 
@@ -219,14 +219,10 @@ async fn a_resubmit_after_a_half_published_submit_publishes_each_batch_once() {
     };
     let request = contract::sample_request("acme", "req-1", Priority::Normal, 5);
     // Batched by 1 the first time, by 2 (this queue's size) on the retry.
-    store
-        .record_submit(&request, &[0, 1, 2, 3, 4])
-        .await
-        .unwrap();
-    queue
-        .publish(&request, batch_message(&request, 0..1).unwrap())
-        .await
-        .unwrap();
+    let messages = batches_of_one(&request);
+    store.record_submit(&request, &messages).await.unwrap();
+    let shard = super::shard_of(request.company_id());
+    queue.publish(1, shard, messages[0].clone()).await.unwrap();
     let company = contract::company("acme");
     assert_eq!(
         queue.status(&company, request.request_id()).await.unwrap(),
@@ -255,8 +251,21 @@ async fn a_resubmit_after_a_half_published_submit_publishes_each_batch_once() {
         "the first cut, each once, in order"
     );
     assert_eq!(finished, 1);
+    let client = store.client().await.unwrap();
+    let kept: i64 = client
+        .query_one("SELECT count(*) FROM batch_messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 0, "a batch's message leaves the ledger when leased");
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
+}
+
+fn batches_of_one(request: &artifact_render::RenderRequest) -> Vec<(BatchRef, bytes::Bytes)> {
+    (0..request.render_recipients().len())
+        .map(|n| batch_message(request, n..n + 1).unwrap())
+        .collect()
 }
 
 /// A retry under the same request id with another number of recipients
@@ -269,7 +278,10 @@ async fn a_resubmit_with_other_recipients_is_refused() {
     };
     let first = contract::sample_request("acme", "req-1", Priority::Normal, 5);
     // Recorded, never published: as a submit that died.
-    store.record_submit(&first, &[0, 1, 2, 3, 4]).await.unwrap();
+    store
+        .record_submit(&first, &batches_of_one(&first))
+        .await
+        .unwrap();
     let other = contract::sample_request("acme", "req-1", Priority::Normal, 3);
     let error = queue.submit(other).await.unwrap_err();
     assert_eq!(
@@ -648,7 +660,7 @@ async fn a_worker_that_died_before_publishing_the_next_batch_stalls_nothing() {
     assert_eq!(batch.recipients, 0..2);
     let leased = store.record_lease(&batch).await.unwrap();
     assert_eq!(
-        leased.next,
+        leased.next.map(|(batch, _)| batch.recipients),
         Some(2..4),
         "batch 1 is for this lease to publish"
     );

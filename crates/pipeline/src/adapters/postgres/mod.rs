@@ -187,16 +187,24 @@ CREATE TABLE mirror_jobs (
 );
 CREATE INDEX mirror_jobs_waiting ON mirror_jobs (lane, id) WHERE abandoned IS NULL;
 "#,
-    // The request as submitted, whole, with the template version pinned on
-    // it: a request keeps one batch waiting on the broker, and the lease of
-    // that batch cuts the next one from here.
+    // Each batch message, from its submit until it is first leased: a
+    // request keeps one batch waiting on the broker, and the lease of that
+    // batch publishes the next from here. They replace the batch starts.
     r#"
-ALTER TABLE requests ADD COLUMN request TEXT, ADD COLUMN template_version INTEGER;
+CREATE TABLE batch_messages (
+    company_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    message BYTEA NOT NULL,
+    PRIMARY KEY (company_id, request_id, first)
+);
+ALTER TABLE requests DROP COLUMN batch_starts;
 DO $$
 BEGIN
-    EXECUTE 'ALTER TABLE requests ALTER COLUMN request SET COMPRESSION lz4';
+    EXECUTE 'ALTER TABLE batch_messages ALTER COLUMN message SET COMPRESSION lz4';
 EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR syntax_error THEN
-    RAISE NOTICE 'lz4 is not available: requests stay compressed with pglz';
+    RAISE NOTICE 'lz4 is not available: batch messages stay compressed with pglz';
 END
 $$;
 "#,

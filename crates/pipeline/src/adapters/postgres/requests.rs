@@ -1,7 +1,7 @@
 //! The request ledger on PostgreSQL: what a broker does not keep. The
 //! broker (see [`crate::adapters::nats`]) carries the batches; this ledger
-//! holds each request whole (its batches are cut from it one at a time),
-//! its status and counts, each batch's attempts and
+//! holds each request's batch messages until they are published, its
+//! status and counts, each batch's attempts and
 //! whether it is answered (so a redelivered batch is counted once), dead
 //! letters, and which finished requests have had their response event
 //! published.
@@ -13,6 +13,7 @@ use std::ops::Range;
 
 use artifact_render::RenderRequest;
 use artifact_render::request::{CompanyId, Priority, RequestId};
+use bytes::Bytes;
 use jiff::Timestamp;
 use tokio_postgres::Row;
 
@@ -20,7 +21,7 @@ use super::PostgresStore;
 use crate::adapters::{
     OrBackend, parse_id, parse_timestamp, parse_variant, timestamp_text, variant_name,
 };
-use crate::{Counts, DeadLetter, Error, LaneDepths, PortResult, RequestStatus, Submitted};
+use crate::{Counts, DeadLetter, LaneDepths, PortResult, RequestStatus, Submitted};
 
 /// A batch as the ledger names it: by its request and its first recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -31,14 +32,14 @@ pub struct BatchRef {
 }
 
 /// What leasing a batch found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Leased {
     /// Attempts so far, this one included.
     pub attempt: u32,
     /// Done or dead-lettered before: not to render again.
     pub answered: bool,
-    /// The request's next batch, never leased: to publish.
-    pub next: Option<Range<usize>>,
+    /// The request's next batch and its message, never leased: to publish.
+    pub next: Option<(BatchRef, Bytes)>,
 }
 
 /// What answering a batch did to its request.
@@ -93,73 +94,94 @@ fn status_of(row: &Row) -> PortResult<RequestStatus> {
 }
 
 impl PostgresStore {
-    /// Records `request`, whole, about to be published as batches starting
-    /// at `starts` (its recipients' positions). A request this company
-    /// submitted before answers `Existing`, unless its publishing never
-    /// finished: then it is `Accepted` again, for the caller to publish
-    /// once more (the broker drops the duplicates). Also answers the batch
-    /// starts recorded first, which a republish must use, whatever this
-    /// process's batch size.
+    /// Records `request` and its batch `messages`, which its leases publish
+    /// one after another. A request this company submitted before answers
+    /// `Existing`, unless its publishing never finished: then it is
+    /// `Accepted` again, for the caller to publish its first batch once
+    /// more (the broker drops a duplicate). Also answers that first batch,
+    /// as recorded the first time (a retry may have cut it otherwise), or
+    /// `None` when it has been leased since.
     pub async fn record_submit(
         &self,
         request: &RenderRequest,
-        starts: &[usize],
-    ) -> PortResult<(Submitted, Vec<usize>)> {
+        messages: &[(BatchRef, Bytes)],
+    ) -> PortResult<(Submitted, Option<(BatchRef, Bytes)>)> {
         let doing = "recording a request";
         let client = self.client().await?;
         let metadata = serde_json::to_string(request.response_metadata()).or_backend(doing)?;
-        let whole = request.stored_json().or_backend(doing)?;
-        let template_version = request
-            .pinned_template_version()
-            .map(i32::try_from)
-            .transpose()
-            .or_backend(doing)?;
         let recipients = i64::try_from(request.render_recipients().len()).or_backend(doing)?;
-        let starts = starts
-            .iter()
-            .map(|&start| index(start, doing))
-            .collect::<PortResult<Vec<i32>>>()?;
+        let mut firsts = Vec::with_capacity(messages.len());
+        let mut lasts = Vec::with_capacity(messages.len());
+        let mut payloads = Vec::with_capacity(messages.len());
+        for (batch, payload) in messages {
+            firsts.push(index(batch.recipients.start, doing)?);
+            lasts.push(index(batch.recipients.end, doing)?);
+            payloads.push(payload.as_ref());
+        }
         // The no-op update makes an existing row come back too, in the same
-        // statement: no window between looking and inserting.
+        // statement: no window between looking and inserting. Messages
+        // inserted here are not visible to the final select: a new
+        // request's first batch is the caller's own.
         let row = client
             .query_one(
                 &format!(
-                    "INSERT INTO requests (company_id, request_id, priority, state, recipients,
-                         batches, batch_starts, response_metadata, accepted_at, request,
-                         template_version)
-                     VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10)
-                     ON CONFLICT (company_id, request_id)
-                         DO UPDATE SET published = requests.published
-                     RETURNING {STATUS_COLUMNS}, published, batch_starts, (xmax = 0) AS inserted"
+                    "WITH request AS (
+                         INSERT INTO requests (company_id, request_id, priority, state,
+                             recipients, batches, response_metadata, accepted_at)
+                         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7)
+                         ON CONFLICT (company_id, request_id)
+                             DO UPDATE SET published = requests.published
+                         RETURNING {STATUS_COLUMNS}, published, (xmax = 0) AS inserted
+                     ), messages AS (
+                         INSERT INTO batch_messages (company_id, request_id, first, last, message)
+                         SELECT $1, $2, m.first, m.last, m.message
+                         FROM unnest($8::integer[], $9::integer[], $10::bytea[])
+                             AS m(first, last, message)
+                         WHERE (SELECT inserted FROM request)
+                     )
+                     SELECT request.*, head.last AS head_last, head.message AS head_message
+                     FROM request LEFT JOIN batch_messages head
+                         ON NOT request.inserted AND head.company_id = $1
+                             AND head.request_id = $2 AND head.first = 0"
                 ),
                 &[
                     &request.company_id().as_str(),
                     &request.request_id().as_str(),
                     &variant_name(&request.priority())?,
                     &recipients,
-                    &index(starts.len(), doing)?,
-                    &starts,
+                    &index(messages.len(), doing)?,
                     &metadata,
                     &timestamp_text(Timestamp::now()),
-                    &whole.as_ref(),
-                    &template_version,
+                    &firsts,
+                    &lasts,
+                    &payloads,
                 ],
             )
             .await
             .or_backend(doing)?;
         let status = status_of(&row)?;
         let (published, inserted): (bool, bool) = (row.get(PUBLISHED), row.get("inserted"));
-        let recorded = row
-            .get::<_, Vec<i32>>("batch_starts")
-            .into_iter()
-            .map(|start| usize::try_from(start).or_backend(doing))
-            .collect::<PortResult<Vec<usize>>>()?;
-        let submitted = if inserted || !published {
-            Submitted::Accepted(status)
+        if !inserted && published {
+            return Ok((Submitted::Existing(status), None));
+        }
+        let head = if inserted {
+            messages.first().cloned()
         } else {
-            Submitted::Existing(status)
+            let last = row.get::<_, Option<i32>>("head_last");
+            let message = row.get::<_, Option<Vec<u8>>>("head_message");
+            match (last, message) {
+                (Some(last), Some(message)) => Some((
+                    BatchRef {
+                        company_id: request.company_id().clone(),
+                        request_id: request.request_id().clone(),
+                        recipients: 0..usize::try_from(last).or_backend(doing)?,
+                    },
+                    Bytes::from(message),
+                )),
+                _ => None,
+            }
         };
-        Ok((submitted, recorded))
+        Ok((Submitted::Accepted(status), head))
     }
 
     /// Every batch of the request is on the broker: it is accepted.
@@ -182,9 +204,10 @@ impl PostgresStore {
     /// A batch was leased: counts the attempt, and marks its request
     /// rendering. Answers the attempts so far, this one included, whether
     /// the batch was answered (done or dead-lettered) before, and the
-    /// request's next batch while that was never leased: the caller
-    /// publishes it (again, if an earlier lease of this batch did; the
-    /// broker drops the duplicate).
+    /// request's next batch message while that batch was never leased: the
+    /// caller publishes it (again, if an earlier lease of this batch did;
+    /// the broker drops the duplicate). A batch's message is deleted when it
+    /// is first leased: the broker delivers it from then on.
     ///
     /// The count is written before rendering, so a batch that kills every
     /// worker that takes it still runs out of attempts; and only leases
@@ -205,23 +228,16 @@ impl PostgresStore {
                          DO UPDATE SET attempts = batches.attempts
                              + CASE WHEN batches.outcome IS NULL THEN 1 ELSE 0 END
                      RETURNING attempts, outcome IS NOT NULL AS answered
+                 ), taken AS (
+                     DELETE FROM batch_messages
+                     WHERE company_id = $1 AND request_id = $2 AND first = $3
                  )
-                 SELECT leased.attempts, leased.answered, next.last
-                 FROM leased LEFT JOIN (
-                     SELECT COALESCE(
-                         (SELECT min(start) FROM unnest(r.batch_starts) AS start
-                          WHERE start > $5),
-                         r.recipients::integer) AS last
-                     FROM requests r
-                     WHERE r.company_id = $1 AND r.request_id = $2 AND $5 < r.recipients
-                         AND NOT EXISTS (
-                             SELECT 1 FROM batches b
-                             WHERE b.company_id = $1 AND b.request_id = $2 AND b.first = $5)
-                 ) next ON TRUE",
+                 SELECT leased.attempts, leased.answered, next.last, next.message
+                 FROM leased LEFT JOIN batch_messages next
+                     ON next.company_id = $1 AND next.request_id = $2 AND next.first = $5",
             )
             .await
             .or_backend(doing)?;
-        let end = index(batch.recipients.end, doing)?;
         let row = client
             .query_one(
                 &lease,
@@ -230,51 +246,30 @@ impl PostgresStore {
                     &batch.request_id.as_str(),
                     &index(batch.recipients.start, doing)?,
                     &timestamp_text(Timestamp::now()),
-                    &end,
+                    &index(batch.recipients.end, doing)?,
                 ],
             )
             .await
             .or_backend(doing)?;
-        let next = row
-            .get::<_, Option<i32>>(2)
-            .map(|last| usize::try_from(last).or_backend(doing))
-            .transpose()?;
+        let next = match (
+            row.get::<_, Option<i32>>(2),
+            row.get::<_, Option<Vec<u8>>>(3),
+        ) {
+            (Some(last), Some(message)) => Some((
+                BatchRef {
+                    company_id: batch.company_id.clone(),
+                    request_id: batch.request_id.clone(),
+                    recipients: batch.recipients.end..usize::try_from(last).or_backend(doing)?,
+                },
+                Bytes::from(message),
+            )),
+            _ => None,
+        };
         Ok(Leased {
             attempt: u32::try_from(row.get::<_, i32>(0)).or_backend(doing)?,
             answered: row.get(1),
-            next: next.map(|last| batch.recipients.end..last),
+            next,
         })
-    }
-
-    /// A request as submitted, whole, with how many bytes of JSON it was
-    /// stored as; `None` when the ledger does not have it.
-    pub async fn whole_request(
-        &self,
-        company: &CompanyId,
-        request_id: &RequestId,
-    ) -> PortResult<Option<(RenderRequest, usize)>> {
-        let doing = "reading a submitted request";
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT request, template_version FROM requests
-                 WHERE company_id = $1 AND request_id = $2 AND request IS NOT NULL",
-                &[&company.as_str(), &request_id.as_str()],
-            )
-            .await
-            .or_backend(doing)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let json: &str = row.get(0);
-        let version = row
-            .get::<_, Option<i32>>(1)
-            .map(u32::try_from)
-            .transpose()
-            .or_backend(doing)?;
-        let request = RenderRequest::from_stored(json, request_id.clone(), version)
-            .map_err(|why| Error::Invalid(format!("the stored request cannot be read: {why}")))?;
-        Ok(Some((request, json.len())))
     }
 
     /// The batch was given back untouched: its lease was not an attempt.
