@@ -15,6 +15,9 @@ server's own timestamps (first accepted_at to last finished_at).
 
 `--tile K` repeats the request's recipients K times (under new recipient
 ids), for bulk requests: one request of 8,000 recipients is 26 MB of JSON.
+`--then-small` submits one more request of the demo's 1,000 recipients
+right after the others and reports how long it took from accepted to
+finished: with requests taking turns it does not wait for the bulk.
 
 The scaled mode runs `artifact serve --workers 0` (the API) and K
 `artifact worker` processes against a nats-server of its own (a fresh
@@ -37,7 +40,6 @@ import urllib.request
 from measure_serve import call, parse_time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "artifact")
 
 
 def free_port():
@@ -82,9 +84,9 @@ def nats_counters(monitor):
     return {k: varz[k] for k in ("in_msgs", "out_msgs", "in_bytes", "out_bytes")}
 
 
-def spawn(args, env, log):
+def spawn(binary, args, env, log):
     return subprocess.Popen(
-        [BINARY] + args, env=env, stdout=subprocess.DEVNULL, stderr=log
+        [binary] + args, env=env, stdout=subprocess.DEVNULL, stderr=log
     )
 
 
@@ -96,6 +98,10 @@ def main():
     parser.add_argument("--workers", type=int, help="workers per process")
     parser.add_argument("--sink", default="store")
     parser.add_argument("--tile", type=int, default=1, help="recipients × K per request")
+    parser.add_argument("--then-small", action="store_true")
+    parser.add_argument(
+        "--binary", default=os.path.join(ROOT, "target", "release", "artifact")
+    )
     parser.add_argument(
         "--postgres", default="postgres://postgres@127.0.0.1:5432/test"
     )
@@ -125,17 +131,17 @@ def main():
                 "ARTIFACT_STORE": args.postgres,
                 "ARTIFACT_POSTGRES_SCHEMA": schema,
             })
-            processes.append(spawn(serve + ["--workers", "0"], env, log))
+            processes.append(spawn(args.binary, serve + ["--workers", "0"], env, log))
             wait_port(api_port, 120)
             for _ in range(args.worker_processes):
                 worker = ["worker", "--config", config, "--sink", args.sink]
                 if args.workers:
                     worker += ["--workers", str(args.workers)]
-                processes.append(spawn(worker, env, log))
+                processes.append(spawn(args.binary, worker, env, log))
         else:
             if args.workers:
                 serve += ["--workers", str(args.workers)]
-            processes.append(spawn(serve, env, log))
+            processes.append(spawn(args.binary, serve, env, log))
             wait_port(api_port, 120)
         base = f"http://127.0.0.1:{api_port}"
         request_file = os.path.join(work, "data", "demo", "newsletter-request.json")
@@ -146,6 +152,7 @@ def main():
             time.sleep(0.2)
         time.sleep(0.5)
         body = json.load(open(request_file))
+        small = dict(body, request_id="measure-small")
         body["render_recipients"] = [
             dict(recipient, recipient_id=f"{recipient['recipient_id']}-{k}")
             for k in range(args.tile)
@@ -165,6 +172,11 @@ def main():
                                   json.dumps(body).encode())
             assert status == 202, answer
             ids.append(body["request_id"])
+        if args.then_small:
+            status, answer = call("POST", f"{base}/v1/render-requests",
+                                  json.dumps(small).encode())
+            assert status == 202, answer
+            ids.append(small["request_id"])
         # Requests finish about in order: poll the oldest unfinished one
         # only, so the polling adds little to the database's load.
         statuses = {}
@@ -192,6 +204,13 @@ def main():
             "seconds": round(seconds, 2),
             "renders_per_second": round(renders / seconds),
         }
+        if args.then_small:
+            def took(status):
+                return round((parse_time(status["finished_at"])
+                              - parse_time(status["accepted_at"])).total_seconds(), 2)
+            report["small_request_seconds"] = took(statuses["measure-small"])
+            report["bulk_request_seconds"] = max(
+                took(s) for k, s in statuses.items() if k != "measure-small")
         if args.mode == "scaled":
             time.sleep(12)  # the workers' last counters
             per = 1000 / renders
