@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const COMPANY: &str = "demo";
+mod support;
+use support::{examples, sms_request, verify_report};
 
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
-}
+const COMPANY: &str = "demo";
 
 fn postgres_url() -> String {
     std::env::var("ARTIFACT_TEST_POSTGRES_URL")
@@ -296,33 +295,11 @@ fn rendered_by(metrics: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// An SMS request for the demo company's seeded `sms` template.
-fn sms_request(id: &str, recipients: usize) -> Vec<u8> {
-    let recipients: Vec<Value> = (0..recipients)
-        .map(|n| {
-            json!({
-                "recipient_id": format!("r-{n:06}"),
-                "profile_id": format!("p-{:05}", n % 10_000),
-                "context": {"cart": [{"name": "Tote", "price": 24}], "subtotal": "24.00",
-                    "discount_code": "spring15", "expires_at": "2026-12-01T04:59:00Z"}
-            })
-        })
-        .collect();
-    serde_json::to_vec(&json!({
-        "request_id": id, "company_id": COMPANY, "client_id": "flows", "message_id": id,
-        "priority": "normal", "send_time": "2026-11-26T09:00:00Z",
-        "channel_settings": {"channel": "sms", "from_number": "+15550100",
-            "template": {"id": "sms"}},
-        "render_recipients": recipients,
-    }))
-    .unwrap()
-}
-
 fn submit_all(api: &Api, requests: usize, recipients: usize) -> Vec<String> {
     (0..requests)
         .map(|n| {
             let id = format!("bulk-{n}");
-            api.submit(&sms_request(&id, recipients));
+            api.submit(&sms_request(&id, "normal", recipients));
             id
         })
         .collect()
@@ -555,9 +532,7 @@ fn verify(deployment: &Deployment) -> (Value, bool) {
         .args(["canary", "verify", "--format", "json"])
         .output()
         .unwrap();
-    let report = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
-    (report, output.status.success())
+    verify_report(&output)
 }
 
 #[test]

@@ -2,16 +2,15 @@
 //! the demo data, killed with SIGKILL mid-render and started again.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
-}
+mod support;
+use support::{examples, sms_request, verify_report};
 
 /// A running `artifact serve`, killed when dropped.
 struct Server {
@@ -164,29 +163,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// An SMS request for the demo company's seeded `sms` template.
-fn sms_request(id: &str, priority: &str, recipients: usize) -> Vec<u8> {
-    let recipients: Vec<Value> = (0..recipients)
-        .map(|n| {
-            json!({
-                "recipient_id": format!("r-{n:06}"),
-                "profile_id": format!("p-{:05}", n % 10_000),
-                "context": {"cart": [{"name": "Tote", "price": 24}], "subtotal": "24.00",
-                    "discount_code": "spring15", "expires_at": "2026-12-01T04:59:00Z"}
-            })
-        })
-        .collect();
-    serde_json::to_vec(&json!({
-        "request_id": id, "company_id": "demo", "client_id": "flows", "message_id": id,
-        "priority": priority, "send_time": "2026-11-26T09:00:00Z",
-        "response_metadata": {"batch": id},
-        "channel_settings": {"channel": "sms", "from_number": "+15550100",
-            "template": {"id": "sms"}},
-        "render_recipients": recipients,
-    }))
-    .unwrap()
 }
 
 #[test]
@@ -429,9 +405,7 @@ fn verify(data_dir: &Path) -> (Value, bool) {
         .arg(data_dir)
         .output()
         .unwrap();
-    let report = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
-    (report, output.status.success())
+    verify_report(&output)
 }
 
 /// Polls verification until `pairs` pairs are compared.
