@@ -408,7 +408,10 @@ impl NatsQueue {
         if let Some(next) = next {
             // Whatever becomes of this batch, its request goes on.
             if let Err(error) = self.publish(priority, shard, next).await {
-                self.ledger.record_release(batch).await?;
+                // Not an attempt: the next lease publishes it.
+                if let Err(ledger) = self.ledger.record_release(batch).await {
+                    warn!(%ledger, "cannot give back an attempt; the batch keeps it");
+                }
                 return Err(error);
             }
         }
@@ -440,6 +443,16 @@ impl NatsQueue {
                     .await?;
                 Ok(Admitted::Settled(AckKind::Term))
             }
+        }
+    }
+
+    /// Records that `lease` published its request's next batch, before its
+    /// batch goes back to the stream. Not recording it only risks a second
+    /// copy if the batch is delivered again after the duplicate window:
+    /// logged, not returned.
+    async fn next_published(&self, lease: &Lease) {
+        if let Err(error) = self.ledger.record_next_published(&batch_ref(lease)).await {
+            warn!(%error, "cannot record a batch as published");
         }
     }
 
@@ -550,13 +563,16 @@ impl RequestQueue for NatsQueue {
         let Submitted::Accepted(status) = &submitted else {
             return Ok(submitted);
         };
-        if status.recipients != request.render_recipients().len() as u64 {
-            // A retry of a submit that failed half way, not of this request.
+        // A retry of a submit that failed half way must be that request.
+        let recorded = (status.recipients, status.priority);
+        let retried = (request.render_recipients().len() as u64, request.priority());
+        if recorded != retried {
             return Err(Error::Invalid(format!(
-                "request {:?} was first submitted with {} recipients: submit this one under \
-                 a new request id",
+                "request {:?} was first submitted with {} recipients at priority {}: submit \
+                 this one under a new request id",
                 request.request_id().as_str(),
-                status.recipients
+                status.recipients,
+                super::priority_name(status.priority)
             )));
         }
         if let Some(first) = first {
@@ -636,6 +652,7 @@ impl RequestQueue for NatsQueue {
             return Ok(Retry::Stale);
         };
         if lease.attempt < self.options.max_attempts {
+            self.next_published(lease).await;
             let delay = backoff(self.options.retry_backoff, lease.attempt);
             acker
                 .ack_with(AckKind::Nak(Some(delay)))
@@ -665,6 +682,7 @@ impl RequestQueue for NatsQueue {
         let Some(acker) = self.take_held(lease) else {
             return Ok(());
         };
+        self.next_published(lease).await;
         let recorded = self.ledger.record_release(&batch_ref(lease)).await;
         settle(&acker, AckKind::Nak(None)).await;
         recorded
@@ -721,5 +739,20 @@ impl RequestQueue for NatsQueue {
 
     async fn announced(&self, company: &CompanyId, request_id: &RequestId) -> PortResult<()> {
         self.ledger.announced(company, request_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_doorbell_names_a_priority_and_a_shard_and_nothing_else_rings() {
+        for (priority, shard) in [(0, 0), (1, 7), (2, 3)] {
+            assert_eq!(rung(&ring(priority, shard)), Some((priority, shard)));
+        }
+        for payload in ["", "1", "3.0", "0.8", "a.b", "1.2.3", "-1.0"] {
+            assert_eq!(rung(payload.as_bytes()), None, "{payload:?}");
+        }
     }
 }

@@ -189,7 +189,9 @@ CREATE INDEX mirror_jobs_waiting ON mirror_jobs (lane, id) WHERE abandoned IS NU
 "#,
     // Each batch message, from its submit until it is first leased: a
     // request keeps one batch waiting on the broker, and the lease of that
-    // batch publishes the next from here. They replace the batch starts.
+    // batch publishes the next from here. `published` once the lease that
+    // published it is answered, or gave it back: later leases of that batch
+    // do not publish it again. They replace the batch starts.
     r#"
 CREATE TABLE batch_messages (
     company_id TEXT NOT NULL,
@@ -197,6 +199,7 @@ CREATE TABLE batch_messages (
     first INTEGER NOT NULL,
     last INTEGER NOT NULL,
     message BYTEA NOT NULL,
+    published BOOLEAN NOT NULL DEFAULT FALSE,
     PRIMARY KEY (company_id, request_id, first)
 );
 ALTER TABLE requests DROP COLUMN batch_starts;

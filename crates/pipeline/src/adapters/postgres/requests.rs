@@ -100,7 +100,7 @@ impl PostgresStore {
     /// `Accepted` again, for the caller to publish its first batch once
     /// more (the broker drops a duplicate). Also answers that first batch,
     /// as recorded the first time (a retry may have cut it otherwise), or
-    /// `None` when it has been leased since.
+    /// `None` when it is known to be on the broker.
     pub async fn record_submit(
         &self,
         request: &RenderRequest,
@@ -119,9 +119,7 @@ impl PostgresStore {
             payloads.push(payload.as_ref());
         }
         // The no-op update makes an existing row come back too, in the same
-        // statement: no window between looking and inserting. Messages
-        // inserted here are not visible to the final select: a new
-        // request's first batch is the caller's own.
+        // statement: no window between looking and inserting.
         let row = client
             .query_one(
                 &format!(
@@ -139,10 +137,7 @@ impl PostgresStore {
                              AS m(first, last, message)
                          WHERE (SELECT inserted FROM request)
                      )
-                     SELECT request.*, head.last AS head_last, head.message AS head_message
-                     FROM request LEFT JOIN batch_messages head
-                         ON NOT request.inserted AND head.company_id = $1
-                             AND head.request_id = $2 AND head.first = 0"
+                     SELECT * FROM request"
                 ),
                 &[
                     &request.company_id().as_str(),
@@ -164,27 +159,37 @@ impl PostgresStore {
         if !inserted && published {
             return Ok((Submitted::Existing(status), None));
         }
-        let head = if inserted {
-            messages.first().cloned()
-        } else {
-            let last = row.get::<_, Option<i32>>("head_last");
-            let message = row.get::<_, Option<Vec<u8>>>("head_message");
-            match (last, message) {
-                (Some(last), Some(message)) => Some((
-                    BatchRef {
-                        company_id: request.company_id().clone(),
-                        request_id: request.request_id().clone(),
-                        recipients: 0..usize::try_from(last).or_backend(doing)?,
-                    },
-                    Bytes::from(message),
-                )),
-                _ => None,
-            }
-        };
+        if inserted {
+            return Ok((Submitted::Accepted(status), messages.first().cloned()));
+        }
+        // A retry. Read in a statement of its own: one that waited above
+        // for the first submit to commit still could not see the messages
+        // it inserted.
+        let head = client
+            .query_opt(
+                "SELECT last, message FROM batch_messages
+                 WHERE company_id = $1 AND request_id = $2 AND first = 0 AND NOT published",
+                &[
+                    &request.company_id().as_str(),
+                    &request.request_id().as_str(),
+                ],
+            )
+            .await
+            .or_backend(doing)?;
+        let head = head
+            .map(|row| -> PortResult<(BatchRef, Bytes)> {
+                let batch = BatchRef {
+                    company_id: request.company_id().clone(),
+                    request_id: request.request_id().clone(),
+                    recipients: 0..usize::try_from(row.get::<_, i32>(0)).or_backend(doing)?,
+                };
+                Ok((batch, Bytes::from(row.get::<_, Vec<u8>>(1))))
+            })
+            .transpose()?;
         Ok((Submitted::Accepted(status), head))
     }
 
-    /// Every batch of the request is on the broker: it is accepted.
+    /// The request's first batch is on the broker: it is accepted.
     pub async fn record_published(
         &self,
         company: &CompanyId,
@@ -193,7 +198,11 @@ impl PostgresStore {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE requests SET published = TRUE WHERE company_id = $1 AND request_id = $2",
+                "WITH head AS (
+                     UPDATE batch_messages SET published = TRUE
+                     WHERE company_id = $1 AND request_id = $2 AND first = 0
+                 )
+                 UPDATE requests SET published = TRUE WHERE company_id = $1 AND request_id = $2",
                 &[&company.as_str(), &request_id.as_str()],
             )
             .await
@@ -201,13 +210,36 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// The lease of `batch`, which published the request's next batch, is
+    /// given back or retried: a later lease of `batch` must not publish the
+    /// next one again (outside the broker's duplicate window, it would be
+    /// stored twice).
+    pub async fn record_next_published(&self, batch: &BatchRef) -> PortResult<()> {
+        let doing = "recording a batch as published";
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE batch_messages SET published = TRUE
+                 WHERE company_id = $1 AND request_id = $2 AND first = $3",
+                &[
+                    &batch.company_id.as_str(),
+                    &batch.request_id.as_str(),
+                    &index(batch.recipients.end, doing)?,
+                ],
+            )
+            .await
+            .or_backend(doing)?;
+        Ok(())
+    }
+
     /// A batch was leased: counts the attempt, and marks its request
     /// rendering. Answers the attempts so far, this one included, whether
     /// the batch was answered (done or dead-lettered) before, and the
-    /// request's next batch message while that batch was never leased: the
-    /// caller publishes it (again, if an earlier lease of this batch did;
-    /// the broker drops the duplicate). A batch's message is deleted when it
-    /// is first leased: the broker delivers it from then on.
+    /// request's next batch message while that batch was neither leased nor
+    /// known to be published: the caller publishes it (again, if an earlier
+    /// lease of this batch did and then died; the broker drops the
+    /// duplicate within its window). A batch's message is deleted when it is
+    /// first leased: the broker delivers it from then on.
     ///
     /// The count is written before rendering, so a batch that kills every
     /// worker that takes it still runs out of attempts; and only leases
@@ -234,7 +266,8 @@ impl PostgresStore {
                  )
                  SELECT leased.attempts, leased.answered, next.last, next.message
                  FROM leased LEFT JOIN batch_messages next
-                     ON next.company_id = $1 AND next.request_id = $2 AND next.first = $5",
+                     ON next.company_id = $1 AND next.request_id = $2 AND next.first = $5
+                         AND NOT next.published",
             )
             .await
             .or_backend(doing)?;
@@ -292,7 +325,9 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Records a rendered batch and adds its counts, once per batch.
+    /// Records a rendered batch and adds its counts, once per batch; and
+    /// the request's next batch as published (the lease did it), so a
+    /// delivery of this batch after a lost acknowledgement does not.
     pub async fn record_done(&self, batch: &BatchRef, counts: Counts) -> PortResult<Answered> {
         let doing = "recording a rendered batch";
         let now = timestamp_text(Timestamp::now());
@@ -306,6 +341,9 @@ impl PostgresStore {
                          ON CONFLICT (company_id, request_id, first)
                              DO UPDATE SET outcome = 'done' WHERE batches.outcome IS NULL
                          RETURNING 1
+                     ), next AS (
+                         UPDATE batch_messages SET published = TRUE
+                         WHERE company_id = $1 AND request_id = $2 AND first = $8
                      )
                      UPDATE requests SET
                          batches_done = batches_done + 1,
@@ -332,6 +370,7 @@ impl PostgresStore {
                     &count(counts.skipped)?,
                     &count(counts.failed)?,
                     &now,
+                    &index(batch.recipients.end, doing)?,
                 ],
             )
             .await

@@ -184,3 +184,84 @@ async fn a_response_event_is_logged_once_per_request() {
     assert_eq!(listed[0].1, event);
     drop_schema(&store, &schema).await;
 }
+
+/// The ledger hands out a request's next batch message to every lease of
+/// the batch before it, until that next batch is leased (its message is
+/// deleted then) or known to be published (the lease was answered, retried
+/// or given back); a retried submit gets the first batch while it is not.
+#[tokio::test]
+async fn the_ledger_hands_out_each_next_batch_until_it_is_leased_or_published() {
+    use artifact_render::request::Priority;
+    use bytes::Bytes;
+
+    use super::BatchRef;
+    use crate::{Submitted, contract::sample_request};
+
+    let Some((store, schema)) = fresh("next_batches").await else {
+        return;
+    };
+    let request = sample_request("acme", "req-1", Priority::Normal, 6);
+    let batch = |first: usize| BatchRef {
+        company_id: request.company_id().clone(),
+        request_id: request.request_id().clone(),
+        recipients: first..first + 2,
+    };
+    let messages: Vec<_> = [0, 2, 4]
+        .map(|first| (batch(first), Bytes::from(format!("batch {first}"))))
+        .into();
+    let next_of = |leased: super::Leased| {
+        leased
+            .next
+            .map(|(next, message)| (next.recipients, message))
+    };
+
+    let (submitted, head) = store.record_submit(&request, &messages).await.unwrap();
+    assert!(matches!(submitted, Submitted::Accepted(_)));
+    assert_eq!(
+        head,
+        Some(messages[0].clone()),
+        "a new request's own first batch"
+    );
+    let (_, head) = store.record_submit(&request, &messages).await.unwrap();
+    assert_eq!(
+        head,
+        Some(messages[0].clone()),
+        "a retry publishes it again"
+    );
+
+    let first = store.record_lease(&batch(0)).await.unwrap();
+    assert_eq!((first.attempt, first.answered), (1, false));
+    assert_eq!(next_of(first), Some((2..4, Bytes::from("batch 2"))));
+    let (_, head) = store.record_submit(&request, &messages).await.unwrap();
+    assert_eq!(head, None, "batch 0 was leased: the broker has it");
+    let again = store.record_lease(&batch(0)).await.unwrap();
+    assert_eq!(
+        next_of(again),
+        Some((2..4, Bytes::from("batch 2"))),
+        "a lease that died may not have published it"
+    );
+    store.record_next_published(&batch(0)).await.unwrap();
+    let retried = store.record_lease(&batch(0)).await.unwrap();
+    assert_eq!((retried.attempt, next_of(retried)), (3, None));
+
+    let second = store.record_lease(&batch(2)).await.unwrap();
+    assert_eq!(next_of(second), Some((4..6, Bytes::from("batch 4"))));
+    store
+        .record_done(&batch(2), contract::rendered(2))
+        .await
+        .unwrap();
+    let after_done = store.record_lease(&batch(2)).await.unwrap();
+    assert!(after_done.answered);
+    assert_eq!(next_of(after_done), None, "answered: batch 4 is out");
+    let last = store.record_lease(&batch(4)).await.unwrap();
+    assert_eq!(next_of(last), None, "the last batch has no next");
+
+    let client = store.client().await.unwrap();
+    let kept: i64 = client
+        .query_one("SELECT count(*) FROM batch_messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 0, "every batch was leased");
+    drop_schema(&store, &schema).await;
+}
