@@ -724,7 +724,8 @@ async fn an_expired_lease_does_not_publish_its_next_batch_twice() {
         .unwrap()
         .unwrap();
     assert_eq!(first.recipients, 0..2);
-    tokio::time::sleep(QUEUE_CONFIG.lease_timeout + std::time::Duration::from_millis(500)).await;
+    // Well past the server's ack_wait, so the batch is due again.
+    tokio::time::sleep(QUEUE_CONFIG.lease_timeout + std::time::Duration::from_millis(1_500)).await;
     let mut leased = Vec::new();
     while let Some(lease) = queue
         .lease(std::time::Duration::from_millis(500))
@@ -737,6 +738,47 @@ async fn an_expired_lease_does_not_publish_its_next_batch_twice() {
     // The server delivers the expired batch first, so its new lease runs
     // while batch 1 still waits: the case where publishing again matters.
     assert_eq!(leased, [(0..2, 2), (2..4, 1)]);
+    queue.delete_stream().await;
+    drop_schema(&store, &schema).await;
+}
+
+/// A batch that failed, or was given back, and comes back after the
+/// server's duplicate window does not publish its next batch again: the
+/// ledger knows its lease published it, and a second copy would render
+/// twice.
+#[tokio::test]
+async fn a_batch_back_after_the_duplicate_window_does_not_publish_its_next_again() {
+    let options = NatsOptions {
+        duplicate_window: std::time::Duration::from_secs(1),
+        ..contract_options()
+    };
+    let Some((queue, store, schema)) = fresh_queue("late_retry", options).await else {
+        return;
+    };
+    queue
+        .submit(contract::sample_request(
+            "acme",
+            "req-1",
+            Priority::Normal,
+            6,
+        ))
+        .await
+        .unwrap();
+    let wait = std::time::Duration::from_millis(500);
+    let first = queue.lease(wait).await.unwrap().unwrap();
+    assert_eq!(first.recipients, 0..2);
+    queue.fail(&first, "a store was down").await.unwrap();
+    let second = queue.lease(wait).await.unwrap().unwrap();
+    assert_eq!(second.recipients, 2..4, "published by the first lease");
+    queue.release(&second).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+
+    let mut leased = Vec::new();
+    while let Some(lease) = queue.lease(wait).await.unwrap() {
+        leased.push(lease.recipients.clone());
+    }
+    leased.sort_by_key(|range| range.start);
+    assert_eq!(leased, [0..2, 2..4, 4..6], "each once");
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
 }

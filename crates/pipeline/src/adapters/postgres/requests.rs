@@ -38,7 +38,8 @@ pub struct Leased {
     pub attempt: u32,
     /// Done or dead-lettered before: not to render again.
     pub answered: bool,
-    /// The request's next batch and its message, never leased: to publish.
+    /// The request's next batch and its message, neither leased nor known
+    /// to be published: to publish.
     pub next: Option<(BatchRef, Bytes)>,
 }
 
@@ -56,7 +57,7 @@ pub enum Answered {
 const STATUS_COLUMNS: &str = "company_id, request_id, priority, state, recipients, rendered,
     skipped, failed, response_metadata, accepted_at, started_at, finished_at, error";
 
-/// The status of a request accepted only once its batches are all
+/// The status of a request accepted only once its first batch is
 /// published: until then it reads as absent.
 const PUBLISHED: &str = "published";
 
@@ -100,7 +101,7 @@ impl PostgresStore {
     /// `Accepted` again, for the caller to publish its first batch once
     /// more (the broker drops a duplicate). Also answers that first batch,
     /// as recorded the first time (a retry may have cut it otherwise), or
-    /// `None` when it is known to be on the broker.
+    /// `None` when it has been leased since.
     pub async fn record_submit(
         &self,
         request: &RenderRequest,
@@ -168,7 +169,7 @@ impl PostgresStore {
         let head = client
             .query_opt(
                 "SELECT last, message FROM batch_messages
-                 WHERE company_id = $1 AND request_id = $2 AND first = 0 AND NOT published",
+                 WHERE company_id = $1 AND request_id = $2 AND first = 0",
                 &[
                     &request.company_id().as_str(),
                     &request.request_id().as_str(),
@@ -198,11 +199,7 @@ impl PostgresStore {
         let client = self.client().await?;
         client
             .execute(
-                "WITH head AS (
-                     UPDATE batch_messages SET published = TRUE
-                     WHERE company_id = $1 AND request_id = $2 AND first = 0
-                 )
-                 UPDATE requests SET published = TRUE WHERE company_id = $1 AND request_id = $2",
+                "UPDATE requests SET published = TRUE WHERE company_id = $1 AND request_id = $2",
                 &[&company.as_str(), &request_id.as_str()],
             )
             .await
@@ -394,13 +391,23 @@ impl PostgresStore {
         let request = batch.request_id.as_str();
         let mut client = self.client().await?;
         let tx = client.transaction().await.or_backend(doing)?;
+        // The next batch was published by the lease that ends here.
         let fresh = tx
             .execute(
-                "INSERT INTO batches (company_id, request_id, first, outcome)
+                "WITH next AS (
+                     UPDATE batch_messages SET published = TRUE
+                     WHERE company_id = $1 AND request_id = $2 AND first = $4
+                 )
+                 INSERT INTO batches (company_id, request_id, first, outcome)
                  VALUES ($1, $2, $3, 'dead')
                  ON CONFLICT (company_id, request_id, first)
                      DO UPDATE SET outcome = 'dead' WHERE batches.outcome IS NULL",
-                &[&company, &request, &first],
+                &[
+                    &company,
+                    &request,
+                    &first,
+                    &index(batch.recipients.end, doing)?,
+                ],
             )
             .await
             .or_backend(doing)?;

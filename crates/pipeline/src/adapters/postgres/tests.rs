@@ -188,7 +188,8 @@ async fn a_response_event_is_logged_once_per_request() {
 /// The ledger hands out a request's next batch message to every lease of
 /// the batch before it, until that next batch is leased (its message is
 /// deleted then) or known to be published (the lease was answered, retried
-/// or given back); a retried submit gets the first batch while it is not.
+/// or given back); a retried submit gets the first batch until it is
+/// leased.
 #[tokio::test]
 async fn the_ledger_hands_out_each_next_batch_until_it_is_leased_or_published() {
     use artifact_render::request::Priority;
@@ -255,6 +256,25 @@ async fn the_ledger_hands_out_each_next_batch_until_it_is_leased_or_published() 
     assert_eq!(next_of(after_done), None, "answered: batch 4 is out");
     let last = store.record_lease(&batch(4)).await.unwrap();
     assert_eq!(next_of(last), None, "the last batch has no next");
+
+    let other = sample_request("acme", "req-2", Priority::Normal, 4);
+    let other_batch = |first: usize| BatchRef {
+        request_id: other.request_id().clone(),
+        ..batch(first)
+    };
+    let other_messages: Vec<_> = [0, 2]
+        .map(|first| (other_batch(first), Bytes::from(format!("other {first}"))))
+        .into();
+    store.record_submit(&other, &other_messages).await.unwrap();
+    let dead = store.record_lease(&other_batch(0)).await.unwrap();
+    assert!(next_of(dead).is_some());
+    store
+        .record_dead(&other_batch(0), 1, "poison", "batch 0..2: poison")
+        .await
+        .unwrap();
+    let after_dead = store.record_lease(&other_batch(0)).await.unwrap();
+    assert_eq!(next_of(after_dead), None, "dead-lettered: batch 2 is out");
+    store.record_lease(&other_batch(2)).await.unwrap();
 
     let client = store.client().await.unwrap();
     let kept: i64 = client
