@@ -331,10 +331,9 @@ fn three_workers_render_100k_recipients_exactly_once_when_one_is_killed() {
     }
     let (deployment, _data, api) = deploy(test, nats_url());
     let requests = submit_all(&api, 10, 10_000);
-    let steady = [
-        worker(&deployment, &deployment.store, "worker-1"),
-        worker(&deployment, &deployment.store, "worker-2"),
-    ];
+    // The victim starts alone: while its workers are the only ones, each
+    // request keeps a batch waiting for them, so they are never idle, and
+    // the kill lands mid-batch.
     let listen = format!("127.0.0.1:{}", free_port());
     let metrics = format!("http://{listen}/metrics");
     let mut victim = worker_with(
@@ -346,11 +345,14 @@ fn three_workers_render_100k_recipients_exactly_once_when_one_is_killed() {
     api.wait_until("worker-3 rendered 2,000", Duration::from_secs(120), |_| {
         rendered_by(&metrics) >= 2_000
     });
+    let steady = [
+        worker(&deployment, &deployment.store, "worker-1"),
+        worker(&deployment, &deployment.store, "worker-2"),
+    ];
     // SIGKILL: its leased batches are delivered again once their lease ends.
     victim.kill();
     assert_exactly_once(&api, &deployment, &requests, 10_000);
-    // The victim's two workers hold a batch nearly all the time; what they
-    // held was leased again by the others.
+    // What the victim held was leased again by the others.
     let redelivered = deployment.count("SELECT count(*) FROM batches WHERE attempts > 1");
     assert!(redelivered >= 1, "the kill landed between batches");
     // Stopped first: a process still at work would hold the schema's locks.
