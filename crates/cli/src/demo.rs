@@ -31,7 +31,11 @@ pub struct Seeded {
 
 /// Stores the demo templates (a new version each time) and profiles (the
 /// same ones each time), and writes the requests into `data_dir/demo/`.
-pub async fn seed<S: TemplateStore + ProfileStore>(store: &S, data_dir: &Path) -> Result<Seeded> {
+pub async fn seed(
+    template_store: &dyn TemplateStore,
+    profile_store: &dyn ProfileStore,
+    data_dir: &Path,
+) -> Result<Seeded> {
     let company = CompanyId::parse(COMPANY).map_err(anyhow::Error::msg)?;
     let mut templates = Vec::new();
     for (id, channel, parts) in [
@@ -39,7 +43,7 @@ pub async fn seed<S: TemplateStore + ProfileStore>(store: &S, data_dir: &Path) -
         ("sms", Channel::Sms, data::sms_parts()),
     ] {
         let id = TemplateId::parse(id).map_err(anyhow::Error::msg)?;
-        let stored = TemplateStore::put(store, &company, &id, channel, parts).await?;
+        let stored = template_store.put(&company, &id, channel, parts).await?;
         templates.push(format!("{}@{}", id.as_str(), stored.version));
     }
 
@@ -50,7 +54,7 @@ pub async fn seed<S: TemplateStore + ProfileStore>(store: &S, data_dir: &Path) -
         })
         .collect::<Result<_>>()?;
     for chunk in profiles.chunks(2_000) {
-        ProfileStore::put(store, &company, chunk.to_vec()).await?;
+        profile_store.put(&company, chunk.to_vec()).await?;
     }
 
     let dir = data_dir.join("demo");

@@ -11,7 +11,6 @@ use anyhow::{Context, Result, bail};
 use artifact_pipeline::Lane;
 use artifact_pipeline::adapters::embedded::{EmbeddedOptions, EmbeddedStore};
 use artifact_pipeline::adapters::nats::{NatsQueue, NatsSink};
-use artifact_pipeline::adapters::postgres::PostgresStore;
 use artifact_pipeline::adapters::redacted_url;
 use artifact_pipeline::audit::TrafficAudit;
 use artifact_pipeline::canary::{CanarySample, Mirror};
@@ -252,28 +251,20 @@ async fn serve(settings: Settings, config: Config, demo: bool) -> Result<()> {
     if demo {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
-        let seeded = match (&backend.embedded, &backend.postgres) {
-            (Some(store), _) => demo::seed(&**store, &settings.data_dir).await?,
-            (None, Some(store)) => demo::seed(&**store, &settings.data_dir).await?,
-            (None, None) => unreachable!("a backend is embedded or on PostgreSQL"),
-        };
+        let seeded =
+            demo::seed(&*backend.templates, &*backend.profiles, &settings.data_dir).await?;
         print_demo(address, &seeded);
     }
 
     let mut workers = settings.workers.clone();
     workers.flags = Arc::new(Flags::new(config.flags.clone()).map_err(anyhow::Error::msg)?);
-    let mirror_queue: Arc<dyn MirrorQueue> = match (&backend.embedded, &backend.postgres) {
-        (Some(store), _) => store.clone(),
-        (None, Some(store)) => store.clone(),
-        (None, None) => unreachable!("a backend is embedded or on PostgreSQL"),
-    };
     // With the `store` sink, production's artifacts are there already.
     let copies = (settings.sink != SinkSpec::Store)
         .then(|| backend.artifacts.clone() as Arc<dyn ArtifactSink>);
     workers.mirror = canary_mirror(
         &config,
         settings.canary_sample,
-        mirror_queue,
+        backend.mirror.clone(),
         copies,
         metrics.clone(),
     )?;
@@ -373,9 +364,7 @@ struct Backend {
     artifacts: Arc<dyn ArtifactStore>,
     responses: Arc<dyn ResponseLog>,
     engagement: Arc<dyn EngagementLog>,
-    /// Set on the embedded default.
-    embedded: Option<Arc<EmbeddedStore>>,
-    postgres: Option<Arc<PostgresStore>>,
+    mirror: Arc<dyn MirrorQueue>,
     nats: Option<Arc<NatsQueue>>,
 }
 
@@ -400,8 +389,7 @@ impl Backend {
             artifacts: store.clone(),
             responses: store.clone(),
             engagement: store.clone(),
-            embedded: Some(store),
-            postgres: None,
+            mirror: store,
             nats: None,
         })
     }
@@ -421,8 +409,7 @@ impl Backend {
             artifacts: store.clone(),
             responses: connected.responses,
             engagement: store.clone(),
-            embedded: None,
-            postgres: Some(store),
+            mirror: store,
             nats: Some(connected.queue),
         })
     }

@@ -105,25 +105,21 @@ pub(crate) struct LaneStore {
 impl LaneStore {
     pub(crate) async fn open(data_dir: &Path, scaled: Option<&Scaled>) -> Result<Self> {
         Ok(match scaled {
-            Some(scaled) => {
-                let store = scaled.store().await?;
-                Self {
-                    mirror: store.clone(),
-                    profiles: store.clone(),
-                    templates: store.clone(),
-                    artifacts: store,
-                }
-            }
-            None => {
-                let store = open_attached(data_dir)?;
-                Self {
-                    mirror: store.clone(),
-                    profiles: store.clone(),
-                    templates: store.clone(),
-                    artifacts: store,
-                }
-            }
+            Some(scaled) => Self::on(scaled.store().await?),
+            None => Self::on(open_attached(data_dir)?),
         })
+    }
+
+    fn on<S>(store: Arc<S>) -> Self
+    where
+        S: MirrorQueue + ProfileStore + TemplateStore + ArtifactStore,
+    {
+        Self {
+            mirror: store.clone(),
+            profiles: store.clone(),
+            templates: store.clone(),
+            artifacts: store,
+        }
     }
 }
 

@@ -66,9 +66,9 @@ const POLL: Duration = Duration::from_millis(200);
 
 /// The request queue of the scaled-out mode.
 pub struct NatsQueue {
-    pub(super) options: NatsOptions,
-    pub(super) client: async_nats::Client,
-    pub(super) jetstream: jetstream::Context,
+    options: NatsOptions,
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
     /// By priority (highest first), then shard.
     pub(super) consumers: Vec<Vec<jetstream::consumer::PullConsumer>>,
     /// Per priority, the shard this process looks at first next time: the
@@ -243,10 +243,7 @@ impl NatsQueue {
 
     /// The batch messages of `request`: `batch_size` recipients each, fewer
     /// where that would pass the server's max payload.
-    pub(super) fn batch_messages(
-        &self,
-        request: &RenderRequest,
-    ) -> PortResult<Vec<(BatchRef, Bytes)>> {
+    fn batch_messages(&self, request: &RenderRequest) -> PortResult<Vec<(BatchRef, Bytes)>> {
         let size = match request.channel_settings().channel() {
             Channel::Email => self.options.batch_size,
             Channel::Sms => self.options.sms_batch_size,

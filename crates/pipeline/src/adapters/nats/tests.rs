@@ -10,7 +10,7 @@ use artifact_render::request::Priority;
 
 use super::queue::{batch_message, batch_of};
 use super::{NatsOptions, NatsQueue};
-use crate::adapters::postgres::tests::{drop_schema, fresh, test_name};
+use crate::adapters::postgres::tests::{batch_messages_kept, drop_schema, fresh, test_name};
 use crate::adapters::postgres::{BatchRef, PostgresStore};
 use crate::contract::{self, QUEUE_CONFIG};
 use crate::{Completion, RequestQueue, Submitted};
@@ -49,6 +49,15 @@ pub(crate) async fn fresh_queue(
         .await
         .expect("reconnect after clearing the stream");
     Some((queue, store, schema))
+}
+
+/// Every lease `queue` gives, unanswered, until none comes within `wait`.
+async fn lease_all(queue: &NatsQueue, wait: std::time::Duration) -> Vec<crate::Lease> {
+    let mut leases = Vec::new();
+    while let Some(lease) = queue.lease(wait).await.unwrap() {
+        leases.push(lease);
+    }
+    leases
 }
 
 pub(crate) fn contract_options() -> NatsOptions {
@@ -147,7 +156,7 @@ async fn batches_stay_under_the_max_payload_and_an_oversize_recipient_is_refused
     let Some((queue, store, schema)) = fresh_queue("max_payload", options).await else {
         return;
     };
-    let max_payload = queue.client.server_info().max_payload;
+    let max_payload = queue.client().server_info().max_payload;
     // 1,000 recipients with ~2 KB of event data each: ~2 MB in one batch.
     let padding = "x".repeat(2_000);
     let big = request_with_event_data("acme", "big", 1_000, &padding);
@@ -238,10 +247,7 @@ async fn a_resubmit_after_a_half_published_submit_publishes_each_batch_once() {
     ));
     // Unanswered while leasing, so a second copy of a batch would be
     // leased too.
-    let mut leases = Vec::new();
-    while let Some(lease) = queue.lease(std::time::Duration::ZERO).await.unwrap() {
-        leases.push(lease);
-    }
+    let leases = lease_all(&queue, std::time::Duration::ZERO).await;
     let ranges: Vec<_> = leases
         .iter()
         .map(|lease| lease.recipients.clone())
@@ -259,13 +265,11 @@ async fn a_resubmit_after_a_half_published_submit_publishes_each_batch_once() {
         }
     }
     assert_eq!(finished, 1);
-    let client = store.client().await.unwrap();
-    let kept: i64 = client
-        .query_one("SELECT count(*) FROM batch_messages", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(kept, 0, "a batch's message leaves the ledger when leased");
+    assert_eq!(
+        batch_messages_kept(&store).await,
+        0,
+        "a batch's message leaves the ledger when leased"
+    );
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
 }
@@ -642,10 +646,11 @@ async fn bulk_requests_in_one_shard_take_turns_batch_by_batch() {
             .await
             .unwrap();
     }
-    let mut order = Vec::new();
-    while let Some(lease) = queue.lease(std::time::Duration::ZERO).await.unwrap() {
-        order.push(lease.request.company_id().as_str().to_owned());
-    }
+    let order: Vec<_> = lease_all(&queue, std::time::Duration::ZERO)
+        .await
+        .iter()
+        .map(|lease| lease.request.company_id().as_str().to_owned())
+        .collect();
     let expected: Vec<_> = (0..8)
         .map(|n| if n % 2 == 0 { "acme" } else { other.as_str() })
         .collect();
@@ -692,10 +697,11 @@ async fn a_worker_that_died_before_publishing_the_next_batch_stalls_nothing() {
         .unwrap()
         .expect("batch 0, delivered again");
     assert_eq!((again.recipients.clone(), again.attempt), (0..2, 2));
-    let mut rest = Vec::new();
-    while let Some(lease) = queue.lease(std::time::Duration::ZERO).await.unwrap() {
-        rest.push(lease.recipients.clone());
-    }
+    let rest: Vec<_> = lease_all(&queue, std::time::Duration::ZERO)
+        .await
+        .into_iter()
+        .map(|lease| lease.recipients)
+        .collect();
     assert_eq!(rest, [2..4, 4..6]);
     queue.delete_stream().await;
     drop_schema(&store, &schema).await;
@@ -726,15 +732,12 @@ async fn an_expired_lease_does_not_publish_its_next_batch_twice() {
     assert_eq!(first.recipients, 0..2);
     // Well past the server's ack_wait, so the batch is due again.
     tokio::time::sleep(QUEUE_CONFIG.lease_timeout + std::time::Duration::from_millis(1_500)).await;
-    let mut leased = Vec::new();
-    while let Some(lease) = queue
-        .lease(std::time::Duration::from_millis(500))
+    // Unanswered, so a second copy of a batch would be leased too.
+    let leased: Vec<_> = lease_all(&queue, std::time::Duration::from_millis(500))
         .await
-        .unwrap()
-    {
-        // Unanswered, so a second copy of a batch would be leased too.
-        leased.push((lease.recipients.clone(), lease.attempt));
-    }
+        .into_iter()
+        .map(|lease| (lease.recipients, lease.attempt))
+        .collect();
     // The server delivers the expired batch first, so its new lease runs
     // while batch 1 still waits: the case where publishing again matters.
     assert_eq!(leased, [(0..2, 2), (2..4, 1)]);
@@ -773,10 +776,11 @@ async fn a_batch_back_after_the_duplicate_window_does_not_publish_its_next_again
     queue.release(&second).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
 
-    let mut leased = Vec::new();
-    while let Some(lease) = queue.lease(wait).await.unwrap() {
-        leased.push(lease.recipients.clone());
-    }
+    let mut leased: Vec<_> = lease_all(&queue, wait)
+        .await
+        .into_iter()
+        .map(|lease| lease.recipients)
+        .collect();
     leased.sort_by_key(|range| range.start);
     assert_eq!(leased, [0..2, 2..4, 4..6], "each once");
     queue.delete_stream().await;

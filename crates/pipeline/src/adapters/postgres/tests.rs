@@ -60,6 +60,16 @@ pub(crate) async fn fresh(test: &str) -> Option<(Arc<PostgresStore>, String)> {
     Some((store, schema))
 }
 
+/// Batch messages the ledger still keeps, of every request.
+pub(crate) async fn batch_messages_kept(store: &PostgresStore) -> i64 {
+    let client = store.client().await.unwrap();
+    client
+        .query_one("SELECT count(*) FROM batch_messages", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 pub(crate) async fn drop_schema(store: &PostgresStore, schema: &str) {
     if let Ok(client) = store.client().await {
         let _ = client
@@ -276,12 +286,10 @@ async fn the_ledger_hands_out_each_next_batch_until_it_is_leased_or_published() 
     assert_eq!(next_of(after_dead), None, "dead-lettered: batch 2 is out");
     store.record_lease(&other_batch(2)).await.unwrap();
 
-    let client = store.client().await.unwrap();
-    let kept: i64 = client
-        .query_one("SELECT count(*) FROM batch_messages", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(kept, 0, "every batch was leased");
+    assert_eq!(
+        batch_messages_kept(&store).await,
+        0,
+        "every batch was leased"
+    );
     drop_schema(&store, &schema).await;
 }
