@@ -292,6 +292,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("expected nats://"), "{error}");
+        let error = Scaled::resolve(
+            &locations(Some("nats://h"), Some("mysql://app:s3cret@h/db")),
+            None,
+            &empty,
+            none,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "store \"mysql://app:***@h/db\": expected postgres://user@host/database",
+            "named, with its password hidden"
+        );
     }
 
     #[test]

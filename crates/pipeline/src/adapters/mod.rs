@@ -203,6 +203,17 @@ mod unit {
     }
 
     #[test]
+    fn only_the_canary_and_control_lanes_are_mirrored_to() {
+        assert_eq!(mirrored_lane_name(Lane::Canary).unwrap(), "canary");
+        assert_eq!(mirrored_lane_name(Lane::Control).unwrap(), "control");
+        let error = mirrored_lane_name(Lane::Production).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "production is not mirrored to: give the canary or control lane"
+        );
+    }
+
+    #[test]
     fn passwords_in_urls_are_hidden() {
         assert_eq!(
             redacted_url("postgres://app:s3cret@db:5432/artifact"),

@@ -293,3 +293,33 @@ async fn the_ledger_hands_out_each_next_batch_until_it_is_leased_or_published() 
     );
     drop_schema(&store, &schema).await;
 }
+
+/// A mirrored job whose recipient indexes point past its request is
+/// refused, naming the indexes, and nothing is queued.
+#[tokio::test]
+async fn a_mirrored_job_past_its_request_is_refused() {
+    use artifact_render::request::Priority;
+
+    use crate::{Lane, MirrorJob, MirrorQueue, contract::sample_request};
+
+    let Some((store, schema)) = fresh("mirror_past").await else {
+        return;
+    };
+    let request = sample_request("acme", "req-1", Priority::Normal, 3);
+    let job = MirrorJob {
+        company_id: request.company_id().clone(),
+        request_id: request.request_id().clone(),
+        recipients: vec![1, 3],
+    };
+    let error = store
+        .mirror(Lane::Canary, &job, &request, 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Invalid(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "mirrored job [1, 3]: a recipient index is past the request's recipients"
+    );
+    assert!(store.unmirrored(Lane::Canary).await.unwrap().is_empty());
+    drop_schema(&store, &schema).await;
+}
