@@ -64,6 +64,10 @@ fn header_room(request: &RenderRequest) -> usize {
 /// coming due, leases expiring.
 const POLL: Duration = Duration::from_millis(200);
 
+/// How long a pull waits for the server's answer before it counts as a
+/// failed call (and the worker backs off and tries again).
+const PULL_ANSWER: Duration = Duration::from_secs(5);
+
 /// The request queue of the scaled-out mode.
 pub struct NatsQueue {
     options: NatsOptions,
@@ -327,11 +331,17 @@ impl NatsQueue {
             .messages()
             .await
             .map_err(|e| Error::backend(doing, e))?;
-        batch
-            .next()
-            .await
-            .transpose()
-            .map_err(|e| Error::backend(doing, e))
+        // The server answers a pull that finds nothing at once, but the
+        // client waits for that answer without a limit: a worker whose
+        // answer never came stopped leasing for good (seen once in the
+        // tests). An expiry on the pull would make the server wait instead.
+        match tokio::time::timeout(PULL_ANSWER, batch.next()).await {
+            Ok(next) => next.transpose().map_err(|e| Error::backend(doing, e)),
+            Err(_) => Err(Error::backend(
+                doing,
+                format!("the server did not answer the pull within {PULL_ANSWER:?}"),
+            )),
+        }
     }
 
     /// Turns a fetched message into a lease, or settles it and answers
